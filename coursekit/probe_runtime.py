@@ -1,0 +1,72 @@
+"""Kernel-side half of a probe. This file's *source text* is sent into the
+student's kernel (the kernel never imports coursekit), so it must stand alone.
+
+A probe re-runs one answer cell of the student on inputs the grader chose and
+returns plain values: tensors, numbers, strings, lists, tuples and dicts. They
+leave the kernel as bytes written by torch.save and are read back in the grader
+with torch.load(weights_only=True), which cannot run code.
+"""
+import base64 as _base64
+import io as _io
+import itertools as _itertools
+
+import torch as _torch
+
+MIME = "application/vnd.coursekit.probe+base64"
+MAX_ITEMS = 10_000  # bounds lists a probe sends back (an endless generator, say)
+
+
+def describe_error(exc):
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) < 500 else text[:500] + "..."
+
+
+def to_plain(value, depth=0):
+    """Turn what student code returned into data that torch.load(weights_only=True) accepts."""
+    if depth > 6:
+        return {"__object__": "nested too deeply"}
+    if isinstance(value, _torch.Tensor):
+        return value.detach().cpu().clone()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if hasattr(value, "__array__") and hasattr(value, "shape"):  # numpy array or scalar
+        array = _torch.as_tensor(value.__array__())
+        return array.item() if array.ndim == 0 else array
+    if isinstance(value, (list, tuple)):
+        items = [to_plain(v, depth + 1) for v in value[:MAX_ITEMS]]
+        return items if isinstance(value, list) else tuple(items)
+    if isinstance(value, dict):
+        return {str(k): to_plain(v, depth + 1) for k, v in _itertools.islice(value.items(), MAX_ITEMS)}
+    return {"__object__": type(value).__name__}
+
+
+def take(iterable, limit):
+    """At most `limit` items of an iterable: a loader that never stops cannot hang the probe."""
+    return list(_itertools.islice(iter(iterable), limit))
+
+
+def run_probe(probe, cell_source, student_globals, step):
+    """Run `probe` against a fresh copy of the student's namespace; return its encoded result."""
+    result = {"cell_error": None, "values": {}}
+
+    def run_cell(**inputs):
+        namespace = dict(student_globals)
+        namespace.update(inputs)
+        try:
+            exec(compile(cell_source, f"<your {step} cell>", "exec"), namespace)
+        except BaseException as exc:  # a student's cell may raise anything, even SystemExit
+            result["cell_error"] = describe_error(exc)
+        return namespace
+
+    try:
+        thunks = probe(run_cell)
+        for name, thunk in thunks.items():
+            try:
+                result["values"][name] = {"ok": to_plain(thunk())}
+            except BaseException as exc:
+                result["values"][name] = {"error": describe_error(exc)}
+    except BaseException as exc:
+        result["probe_error"] = describe_error(exc)
+    buffer = _io.BytesIO()
+    _torch.save(result, buffer)
+    return _base64.b64encode(buffer.getvalue()).decode("ascii")

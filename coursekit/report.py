@@ -1,0 +1,95 @@
+"""Stage: what grading produced, as CSV files and a table.
+
+reports/<assignment>/grades.csv: a row per student, a column per graded cell, the total.
+reports/<assignment>/checks.csv: a row per student and hidden check: passed, points, hint.
+Scores come from nbgrader's gradebook; the checks from the autograded notebooks,
+where HiddenChecks left them in each test cell's metadata.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import nbformat
+
+
+def read_gradebook(db_url: str, assignment: str, notebook: str, students: list[str]) -> dict[str, dict[str, float | None]]:
+    """student -> {grade cell: score (None while it awaits manual grading)} for graded submissions."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    scores = {}
+    with Gradebook(db_url) as gradebook:
+        for student in students:
+            try:
+                submission = gradebook.find_submission_notebook(notebook, assignment, student)
+            except MissingEntry:
+                continue
+            scores[student] = {g.name: (None if g.needs_manual_grade else g.score) for g in submission.grades}
+    return scores
+
+
+def grade_columns(db_url: str, assignment: str, notebook: str) -> list[tuple[str, float]]:
+    """(grade cell, max points) in notebook order."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(db_url) as gradebook:
+        cells = gradebook.find_notebook(notebook, assignment).grade_cells
+        return [(c.name, c.max_score) for c in sorted(cells, key=lambda c: c.id)]
+
+
+def read_checks(autograded: Path) -> list[dict]:
+    if not autograded.exists():
+        return []
+    rows = []
+    for cell in nbformat.read(autograded, as_version=4).cells:
+        rows.extend(cell.metadata.get("coursekit", {}).get("checks", []))
+    return rows
+
+
+def write_reports(root: Path, assignment: str, notebook: str, db_url: str, outcomes: list) -> dict:
+    """Write grades.csv and checks.csv for these outcomes; return the rows of the table."""
+    folder = root / "reports" / assignment
+    folder.mkdir(parents=True, exist_ok=True)
+    columns = grade_columns(db_url, assignment, notebook)
+    scores = read_gradebook(db_url, assignment, notebook, [o.student for o in outcomes])
+    table = []
+    with open(folder / "grades.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["student", "status", *[name for name, _ in columns], "total", "max_total", "message"])
+        max_total = sum(points for _, points in columns)
+        for outcome in outcomes:
+            cells = scores.get(outcome.student, {}) if outcome.graded else {}
+            values = [cells.get(name) for name, _ in columns]
+            total = sum(v for v in values if v is not None) if outcome.graded else 0.0
+            status = "graded" if outcome.graded else "not graded"
+            if outcome.graded and any(v is None for v in values):
+                status = "graded (manual part pending)"
+            writer.writerow([outcome.student, status, *["" if v is None else f"{v:g}" for v in values], f"{total:g}", f"{max_total:g}", outcome.message])
+            table.append({"student": outcome.student, "status": status, "scores": dict(zip([n for n, _ in columns], values)), "total": total, "max_total": max_total, "message": outcome.message})
+    with open(folder / "checks.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["student", "step", "check", "description", "passed", "points", "hint"])
+        for outcome in outcomes:
+            for check in read_checks(root / "autograded" / outcome.student / assignment / f"{notebook}.ipynb") if outcome.graded else []:
+                earned = check["points"] if check["passed"] else 0
+                writer.writerow([outcome.student, check["step"], check["check"], check["description"], check["passed"], f"{earned:g}", check["hint"]])
+    return {"columns": columns, "rows": table, "folder": folder}
+
+
+def format_table(report: dict) -> str:
+    """A plain-text table: one row per student, one column per graded cell."""
+    names = [name.removeprefix("test_") for name, _ in report["columns"]]
+    header = ["student", *names, "total"]
+    lines = [header]
+    for row in report["rows"]:
+        values = ["-" if v is None else f"{v:g}" for v in row["scores"].values()] if row["status"] != "not graded" else [""] * len(names)
+        lines.append([row["student"], *values, f"{row['total']:g}/{row['max_total']:g}"])
+    widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
+    text = ["  ".join(str(v).ljust(w) for v, w in zip(line, widths)) for line in lines]
+    text.insert(1, "  ".join("-" * w for w in widths))
+    for row in report["rows"]:
+        if row["message"]:
+            text.append(f"{row['student']}: {row['message']}")
+    if any(v is None for row in report["rows"] for v in row["scores"].values()):
+        text.append("- : awaits manual grading (nbgrader formgrader)")
+    return "\n".join(text)
