@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from .course import CourseError, find_course_root, put_venv_on_path
@@ -78,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     demo.set_defaults(run=cmd_demo)
     args = parser.parse_args(argv)
     put_venv_on_path()
+    # nbgrader's gradebook code trips SQLAlchemy warnings that say nothing to course staff
+    warnings.filterwarnings("ignore", module="nbgrader")
+    warnings.filterwarnings("ignore", message=".*not in session.*")
     try:
         args.root = find_course_root(args.course)
         return args.run(args)

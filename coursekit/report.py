@@ -28,13 +28,13 @@ def read_gradebook(db_url: str, assignment: str, notebook: str, students: list[s
     return scores
 
 
-def grade_columns(db_url: str, assignment: str, notebook: str) -> list[tuple[str, float]]:
-    """(grade cell, max points) in notebook order."""
+def grade_columns(db_url: str, assignment: str, notebook: str, order: list[str]) -> list[tuple[str, float]]:
+    """(grade cell, max points), in the order of `order` (the notebook's)."""
     from nbgrader.api import Gradebook
 
     with Gradebook(db_url) as gradebook:
-        cells = gradebook.find_notebook(notebook, assignment).grade_cells
-        return [(c.name, c.max_score) for c in sorted(cells, key=lambda c: c.id)]
+        cells = {c.name: c.max_score for c in gradebook.find_notebook(notebook, assignment).grade_cells}
+    return [(name, cells[name]) for name in order if name in cells] + [(n, p) for n, p in cells.items() if n not in order]
 
 
 def read_checks(autograded: Path) -> list[dict]:
@@ -50,7 +50,9 @@ def write_reports(root: Path, assignment: str, notebook: str, db_url: str, outco
     """Write grades.csv and checks.csv for these outcomes; return the rows of the table."""
     folder = root / "reports" / assignment
     folder.mkdir(parents=True, exist_ok=True)
-    columns = grade_columns(db_url, assignment, notebook)
+    source = nbformat.read(root / "source" / assignment / f"{notebook}.ipynb", as_version=4)
+    order = [c.metadata.get("nbgrader", {}).get("grade_id") for c in source.cells]
+    columns = grade_columns(db_url, assignment, notebook, order)
     scores = read_gradebook(db_url, assignment, notebook, [o.student for o in outcomes])
     table = []
     with open(folder / "grades.csv", "w", newline="") as f:

@@ -124,12 +124,18 @@ def apply_edits(code: str, sample: Sample) -> str:
     return code
 
 
+WRITTEN_ANSWER = ("Accuracy only changes when a prediction crosses the threshold, so a small change to a weight almost never "
+                  "changes it: its gradient is zero almost everywhere and SGD gets no direction. A loss must change smoothly.")
+
+
 def make_submission(source_notebook: Path, release_notebook: Path, sample: Sample | None) -> nbformat.NotebookNode:
     """The release notebook with every answer filled in from the source, one of them changed by `sample`."""
     filled = answers(source_notebook)
     nb = copy.deepcopy(nbformat.read(release_notebook, as_version=4))
     for cell in nb.cells:
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if cell.cell_type == "markdown" and cell.metadata.get("nbgrader", {}).get("solution"):
+            cell.source = WRITTEN_ANSWER
         if cell.cell_type == "code" and grade_id in filled:
             cell.source = apply_edits(filled[grade_id], sample) if sample and grade_id == sample.step else filled[grade_id]
     return nb

@@ -1,0 +1,26 @@
+# make demo: grade the bundled sample submissions. make test: the kit's own tests.
+# Both build .venv/ from requirements.txt when it is missing.
+VENV := .venv
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+STAMP := $(VENV)/.installed
+# nbgrader runs alembic from PATH when it creates a gradebook
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: demo test venv clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	$(VENV)/bin/pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/coursekit demo mnist_sgd
+
+test: $(STAMP)
+	$(VENV)/bin/pytest
+
+clean:
+	rm -rf submitted autograded feedback reports gradebook.db

@@ -1,0 +1,75 @@
+"""Fixtures for the kit's own tests: a real course directory in a temporary folder,
+graded once per session by the real `coursekit` command."""
+import csv
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from coursekit.samples import SAMPLES, make_submission, write_samples, write_submission
+
+REPO = Path(__file__).resolve().parents[2]
+ASSIGNMENT = "mnist_sgd"
+COURSEKIT = [sys.executable, "-m", "coursekit.cli"]
+# Short limits, so that the hanging submission costs seconds, not minutes
+TEST_LIMITS = "\nc.ExecuteAndProbe.timeout = 15\nc.ExecuteAndProbe.probe_timeout = 5\n"
+
+
+def make_course(folder: Path) -> Path:
+    """A course directory like the repository's: source, release, hidden checks, config."""
+    for name in ("source", "release"):
+        shutil.copytree(REPO / name, folder / name)
+    shutil.copytree(REPO / "tests" / "hidden", folder / "tests" / "hidden", ignore=shutil.ignore_patterns("__pycache__"))
+    (folder / "course_config.py").write_text((REPO / "course_config.py").read_text() + TEST_LIMITS)
+    return folder
+
+
+def run_coursekit(course: Path, *args, check=True) -> subprocess.CompletedProcess:
+    result = subprocess.run([*COURSEKIT, *args], cwd=course, capture_output=True, text=True, timeout=3000)
+    if check and result.returncode != 0:
+        raise AssertionError(f"coursekit {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="session")
+def graded_course(tmp_path_factory):
+    """Every sample submission plus broken ones, graded in one run of `coursekit grade`."""
+    course = make_course(tmp_path_factory.mktemp("course"))
+    write_samples(course, ASSIGNMENT)
+    source = course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    release = course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    full = make_submission(source, release, None)
+    write_submission(course, ASSIGNMENT, "not_json", b"{ this is not a notebook")
+    write_submission(course, ASSIGNMENT, "renamed", full, name="mnist_sgd (1).ipynb")
+    dies = nbformat.from_dict(full)
+    hangs = nbformat.from_dict(full)
+    for nb, grade_id, code in ((dies, "linear1", "import os\nos._exit(1)"),
+                               (hangs, "accuracy", "def accuracy(preds, targets):\n    while True:\n        pass")):
+        cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+        cell.source = code
+    write_submission(course, ASSIGNMENT, "kernel_dies", dies)
+    write_submission(course, ASSIGNMENT, "hangs", hangs)
+    result = run_coursekit(course, "grade", ASSIGNMENT)
+    grades = {row["student"]: row for row in read_csv(course / "reports" / ASSIGNMENT / "grades.csv")}
+    checks = read_csv(course / "reports" / ASSIGNMENT / "checks.csv")
+    return {"course": course, "output": result.stdout, "grades": grades, "checks": checks}
+
+
+@pytest.fixture(scope="session")
+def step_points(graded_course):
+    """grade id of each autograded test cell -> its points, from the full-marks row's header."""
+    with open(graded_course["course"] / "reports" / ASSIGNMENT / "grades.csv", newline="") as f:
+        header = next(csv.reader(f))
+    return [name for name in header if name.startswith("test_")]
+
+
+MISTAKES = [s for s in SAMPLES if s.mistake]
+EQUIVALENTS = [s for s in SAMPLES if not s.mistake]

@@ -1,0 +1,90 @@
+"""The whole flow on a real course directory: nbgrader's autograde with coursekit's
+probes and hidden checks, one `coursekit grade` run over many submissions."""
+import pytest
+from conftest import ASSIGNMENT, EQUIVALENTS, MISTAKES
+
+FULL = {"test_flatten": 2, "test_labels": 2, "test_datasets": 2, "test_init_params": 3, "test_linear1": 3,
+        "test_accuracy": 2, "test_mnist_loss": 3, "test_dataloader": 4}
+
+
+def scores(row):
+    return {name: float(row[name]) for name in FULL}
+
+
+def test_source_solution_earns_full_marks(graded_course):
+    row = graded_course["grades"]["full_marks"]
+    assert row["status"] == "graded (manual part pending)"
+    assert scores(row) == FULL
+    assert row["loss_vs_metric"] == ""  # the written answer waits for a person
+
+
+def test_untouched_release_earns_zero(graded_course):
+    row = graded_course["grades"]["untouched_release"]
+    assert row["status"].startswith("graded")
+    assert set(scores(row).values()) == {0.0}
+    hints = {c["hint"] for c in graded_course["checks"] if c["student"] == "untouched_release"}
+    assert any("not attempted" in h for h in hints)
+
+
+@pytest.mark.parametrize("sample", MISTAKES, ids=lambda s: s.name)
+def test_mistake_costs_points_in_its_own_step_only(graded_course, sample):
+    got = scores(graded_course["grades"][sample.name])
+    step = f"test_{sample.step}"
+    assert 0 <= got[step] < FULL[step], f"{sample.name} should lose points in {step}"
+    assert {k: v for k, v in got.items() if k != step} == {k: v for k, v in FULL.items() if k != step}
+    failed = [c for c in graded_course["checks"] if c["student"] == sample.name and c["passed"] == "False"]
+    assert [c["step"] for c in failed] and {c["step"] for c in failed} == {sample.step}
+    assert len(failed) == 1, f"one mistake should fail one check, not {[c['check'] for c in failed]}"
+    assert sample.hint.lower() in failed[0]["hint"].lower(), failed[0]["hint"]
+
+
+@pytest.mark.parametrize("sample", EQUIVALENTS, ids=lambda s: s.name)
+def test_equivalent_code_earns_full_marks(graded_course, sample):
+    assert scores(graded_course["grades"][sample.name]) == FULL
+
+
+def test_not_a_notebook_is_reported_and_others_graded(graded_course):
+    row = graded_course["grades"]["not_json"]
+    assert row["status"] == "not graded"
+    assert "submitted/not_json/mnist_sgd/mnist_sgd.ipynb is not a notebook" in row["message"]
+
+
+def test_renamed_notebook_is_reported(graded_course):
+    row = graded_course["grades"]["renamed"]
+    assert row["status"] == "not graded"
+    assert "mnist_sgd.ipynb is missing" in row["message"] and "renamed" in row["message"]
+
+
+def test_dead_kernel_costs_only_that_submission(graded_course):
+    row = graded_course["grades"]["kernel_dies"]
+    assert row["status"] == "not graded" and "kernel died" in row["message"]
+
+
+def test_hanging_function_fails_its_step_after_a_bounded_time(graded_course):
+    got = scores(graded_course["grades"]["hangs"])
+    assert got["test_accuracy"] == 0
+    assert {k: v for k, v in got.items() if k != "test_accuracy"} == {k: v for k, v in FULL.items() if k != "test_accuracy"}
+    hints = [c["hint"] for c in graded_course["checks"] if c["student"] == "hangs" and c["step"] == "accuracy"]
+    assert any("did not finish within" in h for h in hints), hints
+
+
+def test_feedback_shows_the_hint(graded_course):
+    html = (graded_course["course"] / "feedback" / "labels_reversed" / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
+    assert "train_y is reversed" in html
+    assert "1 of 2 points" in html
+
+
+def test_scores_are_in_nbgrader_gradebook(graded_course):
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{graded_course['course'] / 'gradebook.db'}") as gradebook:
+        submission = gradebook.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, "threshold_half")
+        found = {g.name: g.score for g in submission.grades}
+    assert found["test_accuracy"] == 1 and found["test_flatten"] == 2
+
+
+def test_progress_and_table_are_printed(graded_course):
+    out = graded_course["output"]
+    assert f"[1/{len(graded_course['grades'])}]" in out
+    assert "full_marks" in out.split("student")[-1]
+    assert "graded in" in out

@@ -1,0 +1,67 @@
+"""release/ is what nbgrader makes of source/, and reveals nothing students should not see."""
+import ast
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import ASSIGNMENT, REPO, make_course, run_coursekit
+
+from coursekit.release import leaked_lines, protected_lines
+
+
+@pytest.fixture(scope="module")
+def fresh_release(tmp_path_factory):
+    course = make_course(tmp_path_factory.mktemp("release"))
+    run_coursekit(course, "release", ASSIGNMENT)
+    return course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+
+
+def cells(path):
+    return [(c["cell_type"], "".join(c["source"]), c["metadata"].get("nbgrader")) for c in json.loads(Path(path).read_text())["cells"]]
+
+
+def test_committed_release_matches_source(fresh_release):
+    assert cells(REPO / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb") == cells(fresh_release), \
+        "release/ is out of date: run `coursekit release mnist_sgd` and commit it"
+
+
+def test_release_reveals_no_solution_line(fresh_release):
+    source = REPO / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    assert len(protected_lines(source)) > 10  # the check has something to look for
+    assert leaked_lines(source, fresh_release) == []
+
+
+def test_release_holds_no_hidden_check(fresh_release):
+    text = fresh_release.read_text()
+    hidden = REPO / "tests" / "hidden" / ASSIGNMENT
+    for module in hidden.glob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.FunctionDef) and node.name.startswith(("test_", "probe_")):
+                assert node.name not in text, f"{node.name} from {module.name} appears in the release"
+    assert sorted(p.name for p in fresh_release.parent.iterdir()) == [f"{ASSIGNMENT}.ipynb"]
+
+
+def test_leak_check_can_fail(tmp_path):
+    source = REPO / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    leaky = json.loads(source.read_text())  # the source itself, shipped by mistake
+    (tmp_path / "leaky.ipynb").write_text(json.dumps(leaky))
+    assert "BEGIN SOLUTION" in leaked_lines(source, tmp_path / "leaky.ipynb")
+
+
+def test_check_points_match_notebook_points():
+    from coursekit.checks import run_checks
+
+    results = run_checks(REPO / "tests" / "hidden" / ASSIGNMENT, {}, {})
+    per_step = {}
+    for r in results:
+        per_step[r.step] = per_step.get(r.step, 0) + r.points
+    notebook = {meta["grade_id"].removeprefix("test_"): meta["points"] for kind, _, meta in cells(REPO / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+                if meta and meta.get("grade") and kind == "code"}
+    assert per_step == notebook
+    assert all(not r.passed and r.hint for r in results)  # no values at all: every check fails, with a hint
+
+
+def test_bad_command_gives_clear_error(tmp_path):
+    result = subprocess.run(["coursekit", "grade", ASSIGNMENT], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 2 and "no course_config.py" in result.stderr
