@@ -2,6 +2,7 @@
 import ast
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,5 +64,6 @@ def test_check_points_match_notebook_points():
 
 
 def test_bad_command_gives_clear_error(tmp_path):
-    result = subprocess.run(["coursekit", "grade", ASSIGNMENT], cwd=tmp_path, capture_output=True, text=True)
+    entry = Path(sys.executable).parent / "coursekit"  # the installed command, called without activating the venv
+    result = subprocess.run([str(entry), "grade", ASSIGNMENT], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 2 and "no course_config.py" in result.stderr
