@@ -34,15 +34,15 @@ def find_students(root: Path, assignment: str) -> list[str]:
     return sorted(p.name for p in submitted.iterdir() if (p / assignment).is_dir())
 
 
-def submission_problem(folder: Path, notebook_names: list[str]) -> str:
-    """Why the files in a submission folder cannot be graded, or '' when they can."""
+def submission_problem(root: Path, folder: Path, notebook_names: list[str]) -> str:
+    """Why the files in a submission folder (relative to the course root, as staff see it) cannot be graded, or ''."""
     for name in notebook_names:
         path = folder / name
-        if not path.exists():
-            found = sorted(p.name for p in folder.glob("*.ipynb"))
+        if not (root / path).exists():
+            found = sorted(p.name for p in (root / folder).glob("*.ipynb"))
             return f"{path} is missing" + (f" (found {', '.join(found)}: was it renamed?)" if found else "")
         try:
-            notebook = json.loads(path.read_text(encoding="utf-8"))
+            notebook = json.loads((root / path).read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             return f"{path} is not a notebook: it is not valid JSON ({exc})"
         if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
@@ -76,7 +76,7 @@ def prepare_gradebook(root: Path, assignment: str) -> None:
 
 def grade_submission(api, root: Path, assignment: str, student: str, notebook_names: list[str]) -> SubmissionOutcome:
     started = time.monotonic()
-    problem = submission_problem(root / "submitted" / student / assignment, notebook_names)
+    problem = submission_problem(root, Path("submitted") / student / assignment, notebook_names)
     if not problem:
         result = api.autograde(assignment, student, force=True, create=True)
         if not result["success"]:

@@ -97,10 +97,10 @@ def test_shuffle_every_epoch(student):
     """with shuffle=True, every epoch visits each item once, in a new order"""
     epochs = [values_of(epoch) for epoch in batches(student, "shuffled_epochs")]
     for order in epochs:
-        if sorted(order) != list(range(60)):
+        if sorted(order) != list(range(64)):
             pytest.fail("a shuffled epoch misses some items and repeats others: shuffle the order of all items "
                         "(a permutation, such as torch.randperm) rather than drawing items at random")
-    if all(order == list(range(60)) for order in epochs):
+    if all(order == list(range(64)) for order in epochs):
         pytest.fail("shuffle=True is ignored: the items come in their original order")
     assert len({tuple(order) for order in epochs}) == len(epochs), (
         "the order is shuffled only once: every pass over the DataLoader should draw a new order, so shuffle inside __iter__")
