@@ -63,13 +63,5 @@ def graded_course(tmp_path_factory):
     return {"course": course, "output": result.stdout, "grades": grades, "checks": checks}
 
 
-@pytest.fixture(scope="session")
-def step_points(graded_course):
-    """grade id of each autograded test cell -> its points, from the full-marks row's header."""
-    with open(graded_course["course"] / "reports" / ASSIGNMENT / "grades.csv", newline="") as f:
-        header = next(csv.reader(f))
-    return [name for name in header if name.startswith("test_")]
-
-
 MISTAKES = [s for s in SAMPLES if s.mistake]
 EQUIVALENTS = [s for s in SAMPLES if not s.mistake]
