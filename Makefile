@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # nbgrader runs alembic from PATH when it creates a gradebook
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test venv clean
+.PHONY: demo test bench venv clean
 
 venv: $(STAMP)
 
@@ -21,6 +21,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/pytest
+
+# coursekit grade against plain nbgrader autograde; prints figures (about 20 minutes)
+bench: $(STAMP)
+	$(VENV)/bin/python bench/grading.py
 
 clean:
 	rm -rf submitted autograded feedback reports gradebook.db

@@ -2,6 +2,8 @@
 
     coursekit release ASSIGNMENT    regenerate release/ASSIGNMENT from source/
     coursekit grade ASSIGNMENT      autograde submitted/*/ASSIGNMENT, write feedback and reports
+              [--workers N]         ... on N local worker processes (default: one per core)
+              [--scheduler tcp://HOST:PORT]  ... on the workers of a Dask cluster
     coursekit demo                  put sample submissions in submitted/ and grade them
 """
 from __future__ import annotations
@@ -23,11 +25,23 @@ def cmd_release(args) -> int:
     return 0
 
 
-def show_progress(done: int, total: int, outcome, started: float) -> None:
-    elapsed = time.monotonic() - started
-    left = elapsed / done * (total - done)
-    state = "graded" if outcome.graded and not outcome.message else f"NOT GRADED: {outcome.message}" if not outcome.graded else outcome.message
-    print(f"[{done}/{total}] {outcome.student}: {state} ({outcome.seconds:.1f} s; about {left:.0f} s left)", flush=True)
+class Progress:
+    """One line per submission: how many are done and failed, the rate so far, and the time left."""
+
+    def __init__(self):
+        self.started = time.monotonic()
+        self.failed = 0
+
+    def begin(self, workers: str) -> None:
+        print(f"running submissions on {workers}", flush=True)
+
+    def show(self, done: int, total: int, outcome) -> None:
+        self.failed += not outcome.graded
+        elapsed = time.monotonic() - self.started
+        rate = done / elapsed * 60 if elapsed else 0.0
+        left = elapsed / done * (total - done)
+        state = "graded" if outcome.graded and not outcome.message else f"NOT GRADED: {outcome.message}" if not outcome.graded else outcome.message
+        print(f"[{done}/{total} done, {self.failed} failed, {rate:.0f}/min, about {left:.0f} s left] {outcome.student}: {state}", flush=True)
 
 
 def cmd_grade(args) -> int:
@@ -39,17 +53,19 @@ def cmd_grade(args) -> int:
     if not students:
         print(f"no submissions in {args.root / 'submitted'}/*/{args.assignment}/", file=sys.stderr)
         return 1
+    if args.workers is not None and args.workers < 1:
+        raise CourseError(f"--workers must be at least 1, not {args.workers}")
     print(f"grading {len(students)} submission(s) of {args.assignment}", flush=True)
-    started = time.monotonic()
-    outcomes = grade_assignment(args.root, args.assignment, students,
-                                on_outcome=lambda done, total, outcome: show_progress(done, total, outcome, started))
+    progress = Progress()
+    outcomes = grade_assignment(args.root, args.assignment, students, on_outcome=progress.show,
+                                workers=args.workers, scheduler=args.scheduler, on_start=progress.begin)
     notebook = source_notebooks(args.root, args.assignment)[0].stem
     db_url = load_config(args.root).CourseDirectory.db_url or f"sqlite:///{args.root / 'gradebook.db'}"
     report = write_reports(args.root, args.assignment, notebook, db_url, outcomes)
     print()
     print(format_table(report))
     graded = sum(o.graded for o in outcomes)
-    print(f"\n{graded} of {len(outcomes)} graded in {time.monotonic() - started:.1f} s; "
+    print(f"\n{graded} of {len(outcomes)} graded in {time.monotonic() - progress.started:.1f} s; "
           f"reports in {report['folder'].relative_to(args.root)}/, feedback in feedback/")
     return 0
 
@@ -63,6 +79,13 @@ def cmd_demo(args) -> int:
     return cmd_grade(args)
 
 
+def add_worker_options(parser) -> None:
+    parser.add_argument("--workers", type=int, default=None,
+                        help="submissions run at once in local worker processes (default: the number of cores)")
+    parser.add_argument("--scheduler", metavar="tcp://HOST:PORT", default=None,
+                        help="run submissions on this Dask cluster instead; the gradebook is still written here only")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="coursekit", description="Release, autograde and report on nbgrader assignments.")
     parser.add_argument("--course", type=Path, default=None, help="the course directory (default: the one holding course_config.py, from here up)")
@@ -73,9 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     grade = commands.add_parser("grade", help="autograde every submission, write feedback and reports")
     grade.add_argument("assignment")
     grade.add_argument("--student", action="append", help="grade only this student (repeatable)")
+    add_worker_options(grade)
     grade.set_defaults(run=cmd_grade)
     demo = commands.add_parser("demo", help="grade sample submissions of an assignment")
     demo.add_argument("assignment", nargs="?", default="mnist_sgd")
+    add_worker_options(demo)
     demo.set_defaults(run=cmd_demo)
     args = parser.parse_args(argv)
     put_venv_on_path()

@@ -37,8 +37,8 @@ def put_venv_on_path() -> None:
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
 
 
-def nbgrader_api(root: Path, **coursedir_traits):
-    """nbgrader's Python API on this course, configured by its course_config.py."""
+def nbgrader_api(root: Path, overrides: dict | None = None, **coursedir_traits):
+    """nbgrader's Python API on this course, configured by its course_config.py (plus overrides: section -> traits)."""
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
 
@@ -47,6 +47,8 @@ def nbgrader_api(root: Path, **coursedir_traits):
     config.CourseDirectory.root = str(root)
     for name, value in coursedir_traits.items():
         setattr(config.CourseDirectory, name, value)
+    for section, traits in (overrides or {}).items():
+        config[section].update(traits)
     coursedir = CourseDirectory(config=config)
     return NbGraderAPI(coursedir=coursedir, config=config)
 

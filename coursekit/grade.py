@@ -1,22 +1,26 @@
 """Stage: grade every submission of an assignment with nbgrader's autograde.
 
 For each submitted/<student>/<assignment>/ folder: check that the notebook is
-there and is a notebook, run nbgrader's autograde (whose pipeline,
-course_config.py, executes, probes and applies the hidden checks), then write
-the student's feedback. One submission that fails never stops the others; its
+there and is a notebook; have a worker (parallel.py) run it, probe it and
+check it; then run nbgrader's autograde here, whose pipeline (course_config.py)
+takes the worker's run, scores it and writes the gradebook; then write the
+student's feedback. One submission that fails never stops the others; its
 outcome says what went wrong.
 """
 from __future__ import annotations
 
 import json
+import os
 import re
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from .course import CourseError, nbgrader_api, source_notebooks
+from .course import CourseError, load_config, nbgrader_api, source_notebooks
+from .parallel import (DaskWorkers, LocalWorkers, SubmissionRun, make_bundle, read_submission, run_reference,
+                       run_submission, with_reference)
 
 
 @dataclass
@@ -74,8 +78,8 @@ def prepare_gradebook(root: Path, assignment: str) -> None:
         raise CourseError(f"nbgrader could not read source/{assignment}: {autograde_failure(result)}")
 
 
-def grade_submission(api, root: Path, assignment: str, student: str, notebook_names: list[str]) -> SubmissionOutcome:
-    started = time.monotonic()
+def autograde_and_feedback(api, root: Path, assignment: str, student: str, notebook_names: list[str], started: float) -> SubmissionOutcome:
+    """nbgrader's autograde (which writes the gradebook) and feedback for one submission."""
     problem = submission_problem(root, Path("submitted") / student / assignment, notebook_names)
     if not problem:
         result = api.autograde(assignment, student, force=True, create=True)
@@ -88,16 +92,70 @@ def grade_submission(api, root: Path, assignment: str, student: str, notebook_na
     return SubmissionOutcome(student, not problem or problem.startswith("graded"), problem, time.monotonic() - started)
 
 
+def save_run(replay_dir: Path, run: SubmissionRun) -> None:
+    """Where ExecuteAndProbe (replay_directory) finds what a worker ran, for nbgrader's autograde to take."""
+    folder = replay_dir / run.student
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, notebook_run in run.notebooks.items():
+        (folder / f"{Path(name).stem}.json").write_text(json.dumps(asdict(notebook_run)))
+
+
+def open_workers(workers: int | None, scheduler: str | None):
+    if scheduler:
+        try:
+            return DaskWorkers(scheduler)
+        except ConnectionError as exc:
+            raise CourseError(str(exc)) from exc
+    return LocalWorkers(max(1, workers or os.cpu_count() or 1))
+
+
 def grade_assignment(root: Path, assignment: str, students: list[str] | None = None,
-                     on_outcome: Callable[[int, int, SubmissionOutcome], None] | None = None) -> list[SubmissionOutcome]:
-    notebook_names = [p.name for p in source_notebooks(root, assignment)]
-    prepare_gradebook(root, assignment)
-    api = nbgrader_api(root)
+                     on_outcome: Callable[[int, int, SubmissionOutcome], None] | None = None,
+                     workers: int | None = None, scheduler: str | None = None,
+                     on_start: Callable[[str], None] | None = None) -> list[SubmissionOutcome]:
+    """Grade each student's submission: workers run and check it, this process alone writes the gradebook.
+
+    Submissions are committed to the gradebook one at a time, in the order their runs come back.
+    """
+    sources = source_notebooks(root, assignment)
+    notebook_names = [p.name for p in sources]
     students = students if students is not None else find_students(root, assignment)
-    outcomes = []
-    for done, student in enumerate(students, start=1):
-        outcome = grade_submission(api, root, assignment, student, notebook_names)
-        outcomes.append(outcome)
-        if on_outcome:
-            on_outcome(done, len(students), outcome)
+    config = load_config(root)
+    checks_dir = Path(config.HiddenChecks.get("checks_root", root / "tests" / "hidden")) / assignment
+    bundle = make_bundle(checks_dir, assignment, config)
+    pool = open_workers(workers, scheduler)
+    outcomes: list[SubmissionOutcome] = []
+    try:
+        if on_start:
+            on_start(pool.describe())
+        reference = pool.submit(run_reference, read_submission(root / "source" / assignment, "reference", notebook_names), bundle)
+        prepare_gradebook(root, assignment)  # while a worker runs the reference solution
+        ready, started = {}, {}
+        for student in students:
+            started[student] = time.monotonic()
+            problem = submission_problem(root, Path("submitted") / student / assignment, notebook_names)
+            if problem:
+                outcomes.append(SubmissionOutcome(student, False, problem, 0.0))
+                if on_outcome:
+                    on_outcome(len(outcomes), len(students), outcomes[-1])
+            else:
+                ready[student] = read_submission(root / "submitted" / student / assignment, student, notebook_names)
+        try:
+            shared = pool.share(with_reference(bundle, reference.result()))
+        except Exception as exc:
+            raise CourseError(f"the reference solution in source/{assignment} could not be run: {exc}") from exc
+        futures = {pool.submit(run_submission, job, shared): student for student, job in ready.items()}
+        with tempfile.TemporaryDirectory(prefix="coursekit-runs-") as replay_dir:
+            api = nbgrader_api(root, overrides={"ExecuteAndProbe": {"replay_directory": replay_dir}})
+            for future in pool.as_completed(futures):
+                student = futures[future]
+                try:
+                    save_run(Path(replay_dir), future.result())
+                except Exception as exc:  # the worker itself failed: nbgrader runs this one here instead
+                    print(f"{student}: the worker failed ({type(exc).__name__}: {exc}); grading it here", flush=True)
+                outcomes.append(autograde_and_feedback(api, root, assignment, student, notebook_names, started[student]))
+                if on_outcome:
+                    on_outcome(len(outcomes), len(students), outcomes[-1])
+    finally:
+        pool.close()
     return outcomes

@@ -56,8 +56,11 @@ def graded_course(tmp_path_factory):
         cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
         cell.source = code
     write_submission(course, ASSIGNMENT, "kernel_dies", dies)
+    edited = nbformat.from_dict(full)
+    next(c for c in edited.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "make_params").source = "weights = bias = None"
+    write_submission(course, ASSIGNMENT, "edits_locked_cell", edited)
     write_submission(course, ASSIGNMENT, "hangs", hangs)
-    result = run_coursekit(course, "grade", ASSIGNMENT)
+    result = run_coursekit(course, "grade", ASSIGNMENT, "--workers", "2")
     grades = {row["student"]: row for row in read_csv(course / "reports" / ASSIGNMENT / "grades.csv")}
     checks = read_csv(course / "reports" / ASSIGNMENT / "checks.csv")
     return {"course": course, "output": result.stdout, "grades": grades, "checks": checks}

@@ -55,6 +55,11 @@ def test_renamed_notebook_is_reported(graded_course):
     assert "mnist_sgd.ipynb is missing" in row["message"] and "renamed" in row["message"]
 
 
+def test_edited_locked_cell_is_restored_as_nbgrader_does(graded_course):
+    # the worker ran the edited cell; nbgrader restores it, so the coordinator runs the notebook again
+    assert scores(graded_course["grades"]["edits_locked_cell"]) == FULL
+
+
 def test_dead_kernel_costs_only_that_submission(graded_course):
     row = graded_course["grades"]["kernel_dies"]
     assert row["status"] == "not graded" and "kernel died" in row["message"]
@@ -85,6 +90,9 @@ def test_scores_are_in_nbgrader_gradebook(graded_course):
 
 def test_progress_and_table_are_printed(graded_course):
     out = graded_course["output"]
-    assert f"[1/{len(graded_course['grades'])}]" in out
+    total = len(graded_course["grades"])
+    failed = sum(row["status"] == "not graded" for row in graded_course["grades"].values())
+    assert f"[1/{total} done, " in out and f"[{total}/{total} done, {failed} failed, " in out
+    assert "/min, about " in out and "running submissions on 2 local worker processes" in out
     assert "full_marks" in out.split("student")[-1]
     assert "graded in" in out

@@ -1,0 +1,130 @@
+"""Benchmark: coursekit grade against nbgrader's own sequential autograde, on this machine.
+
+    make bench                      # K=24 against nbgrader, then growth with K and workers, then 500
+    python bench/grading.py --k 24 --skip-growth --skip-class
+
+Each run gets its own fresh copy of the course and K submissions: the full
+solution and the typical mistakes of the sample set, in turn. Both tools grade
+with the same course_config.py, so the same probes and hidden checks; the
+scores in the two gradebooks must agree, or the benchmark fails. The baseline
+is `nbgrader autograde` followed by `nbgrader generate_feedback`, because
+`coursekit grade` also writes feedback. CPU seconds include every process the
+run started (workers, fork servers, kernels).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from coursekit.samples import SAMPLES, make_submission, write_submission  # noqa: E402
+
+ASSIGNMENT = "mnist_sgd"
+BIN = Path(sys.executable).parent
+
+
+def make_course(folder: Path, k: int) -> Path:
+    for name in ("source", "release"):
+        shutil.copytree(REPO / name, folder / name)
+    shutil.copytree(REPO / "tests" / "hidden", folder / "tests" / "hidden", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "course_config.py", folder / "course_config.py")
+    source = folder / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    release = folder / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    mix = [None, *(s for s in SAMPLES if s.mistake)]
+    for i in range(k):
+        sample = mix[i % len(mix)]
+        write_submission(folder, ASSIGNMENT, f"student{i:04d}", make_submission(source, release, sample))
+    return folder
+
+
+def timed(commands: list[list[str]], cwd: Path) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (of all descendants) of running the commands one after the other."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    for command in commands:
+        result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise SystemExit(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def gradebook_scores(course: Path) -> dict:
+    from nbgrader.api import Gradebook
+
+    scores = {}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        for notebook in gradebook.find_assignment(ASSIGNMENT).notebooks:
+            for submission in notebook.submissions:
+                for grade in submission.grades:
+                    if grade.name.startswith("test_"):
+                        scores[(submission.student.id, grade.name)] = grade.score
+    return scores
+
+
+def coursekit_run(k: int, workers: int, scratch: Path) -> tuple[float, float, dict]:
+    course = make_course(Path(tempfile.mkdtemp(dir=scratch)), k)
+    wall, cpu = timed([[str(BIN / "coursekit"), "grade", ASSIGNMENT, "--workers", str(workers)]], course)
+    return wall, cpu, gradebook_scores(course)
+
+
+def nbgrader_run(k: int, scratch: Path) -> tuple[float, float, dict]:
+    course = make_course(Path(tempfile.mkdtemp(dir=scratch)), k)
+    config = "--NbGrader.config_file=course_config"
+    timed([[str(BIN / "nbgrader"), "generate_assignment", ASSIGNMENT, config, "--force"]], course)  # staff do this once, before grading
+    wall, cpu = timed([[str(BIN / "nbgrader"), "autograde", ASSIGNMENT, config, "--create", "--force"],
+                       [str(BIN / "nbgrader"), "generate_feedback", ASSIGNMENT, config, "--force"]], course)
+    return wall, cpu, gradebook_scores(course)
+
+
+def row(label: str, k: int, wall: float, cpu: float) -> str:
+    return f"{label:<34} K={k:<4} {wall:7.1f} s  {k / wall * 60:6.1f}/min  {cpu / k:5.2f} CPU s/submission"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--k", type=int, default=24, help="submissions for the comparison with nbgrader")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--class-size", type=int, default=500, help="submissions in the whole-class run")
+    parser.add_argument("--skip-growth", action="store_true")
+    parser.add_argument("--skip-class", action="store_true")
+    args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} cores; coursekit with {args.workers} workers\n", flush=True)
+    with tempfile.TemporaryDirectory(prefix="coursekit-bench-") as tmp:
+        scratch = Path(tmp)
+        base_wall, base_cpu, base_scores = nbgrader_run(args.k, scratch)
+        print(row("nbgrader autograde + feedback", args.k, base_wall, base_cpu), flush=True)
+        kit_wall, kit_cpu, kit_scores = coursekit_run(args.k, args.workers, scratch)
+        print(row("coursekit grade", args.k, kit_wall, kit_cpu), flush=True)
+        if kit_scores != base_scores:
+            differ = sorted(key for key in set(kit_scores) | set(base_scores) if kit_scores.get(key) != base_scores.get(key))
+            print(f"SCORES DIFFER for {len(differ)} grade cells, e.g. {differ[:5]}")
+            return 1
+        print(f"scores agree on all {len(kit_scores)} grade cells; coursekit is {base_wall / kit_wall:.1f}x faster "
+              f"(target: at least 4x)\n", flush=True)
+        if not args.skip_growth:
+            print("growth with the number of workers and of submissions:")
+            for workers, k in [(1, args.k), (args.workers, args.k // 2), (args.workers, args.k * 2)]:
+                wall, cpu, _ = coursekit_run(k, workers, scratch)
+                print(row(f"coursekit grade, {workers} worker(s)", k, wall, cpu), flush=True)
+            print()
+        if not args.skip_class:
+            wall, cpu, scores = coursekit_run(args.class_size, args.workers, scratch)
+            print(row("coursekit grade, whole class", args.class_size, wall, cpu))
+            print(f"{len(scores)} grade cells recorded; target: under 180 s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""Stage: run submissions and judge them in worker processes, here or on a Dask cluster.
+
+The expensive part of grading, running a notebook and its probes in a fresh
+kernel and then the hidden checks, needs no gradebook. Workers do that part:
+`run_submission` takes the submission's files and a `CheckBundle` (the hidden
+checks as text, the reference values, the execution settings) and returns a
+`SubmissionRun` of plain data. The coordinator alone feeds the runs into
+nbgrader's autograde, which writes the gradebook (see grade.py).
+
+Workers are processes of a local pool (`LocalWorkers`) or of an existing Dask
+cluster (`DaskWorkers`). Each worker process starts kernels from its own fork
+server (kernels.py).
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import multiprocessing
+import os
+import resource
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import nbformat
+
+from .checks import run_checks
+from .execute import ExecuteAndProbe
+
+# The configuration sections that decide how a notebook is executed
+EXECUTION_SECTIONS = ("NotebookClient", "ExecutePreprocessor", "Execute", "ExecuteAndProbe")
+
+
+@dataclass(frozen=True)
+class CheckBundle:
+    """Everything a worker needs to judge one assignment, as plain data that travels to any machine."""
+
+    assignment: str
+    files: dict[str, str]  # the hidden check folder: file name -> text (probes.py, test_*.py, pytest.ini)
+    execution: dict  # configuration sections for ExecuteAndProbe, from course_config.py
+    reference: dict = field(default_factory=dict, compare=False)  # notebook name -> the reference solution's probe values
+
+    @property
+    def key(self) -> str:
+        digest = hashlib.sha256(repr(sorted(self.files.items())).encode())
+        return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class SubmissionJob:
+    student: str
+    notebooks: list[str]  # the assignment's notebook file names, in order
+    files: dict[str, bytes]  # the submission folder: relative path -> content
+
+
+@dataclass
+class NotebookRun:
+    executed: dict | None  # the notebook after execution, as nbformat JSON; None when it could not run
+    checks: list[dict]  # each hidden check's outcome (checks.CheckResult as a dict)
+    error: str  # why it could not be run, or ''
+
+
+@dataclass
+class SubmissionRun:
+    student: str
+    notebooks: dict[str, NotebookRun]
+    seconds: float
+    cpu_seconds: float  # this worker's and its kernels' CPU time for the submission
+    worker: str
+
+
+def make_bundle(checks_dir: Path, assignment: str, config) -> CheckBundle:
+    files = {p.name: p.read_text() for p in sorted(checks_dir.iterdir()) if p.is_file() and p.suffix in (".py", ".ini")}
+    execution = {name: dict(config[name]) for name in EXECUTION_SECTIONS if name in config}
+    return CheckBundle(assignment, files, execution)
+
+
+def read_submission(folder: Path, student: str, notebooks: list[str]) -> SubmissionJob:
+    files = {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+             if p.is_file() and ".ipynb_checkpoints" not in p.parts}
+    return SubmissionJob(student, notebooks, files)
+
+
+# ---------------------------------------------------------------- worker side
+_bundle_roots: dict[str, Path] = {}
+_checks_lock = threading.Lock()
+_scratch = None
+
+
+def bundle_checks_root(bundle: CheckBundle) -> Path:
+    """The hidden checks written out once per worker process (the folder layout ExecuteAndProbe expects)."""
+    global _scratch
+    if bundle.key not in _bundle_roots:
+        if _scratch is None:
+            _scratch = tempfile.TemporaryDirectory(prefix="coursekit-checks-")
+        folder = Path(_scratch.name) / bundle.key / bundle.assignment
+        folder.mkdir(parents=True)
+        for name, text in bundle.files.items():
+            (folder / name).write_text(text)
+        _bundle_roots[bundle.key] = folder.parent
+    return _bundle_roots[bundle.key]
+
+
+def cpu_seconds() -> float:
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def execute_notebook(text: bytes, workdir: Path, bundle: CheckBundle, student: str, name: str):
+    """Run one notebook with its probes in a fresh forked kernel: (executed notebook, probe values)."""
+    from traitlets.config import Config
+
+    notebook = nbformat.reads(text.decode("utf-8"), as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    executor = ExecuteAndProbe(config=Config(bundle.execution), checks_root=str(bundle_checks_root(bundle)), fork_kernels=True)
+    executor.replay_directory = ""  # a worker always runs the notebook itself
+    resources = {"metadata": {"path": str(workdir)},
+                 "nbgrader": {"assignment": bundle.assignment, "notebook": Path(name).stem, "student": student}}
+    notebook, resources = executor.preprocess(notebook, resources)
+    return notebook, resources["coursekit"]["probes"]
+
+
+def run_submission(job: SubmissionJob, bundle: CheckBundle) -> SubmissionRun:
+    """Execute, probe and check every notebook of one submission. Never raises for a bad submission."""
+    started, cpu_started = time.monotonic(), cpu_seconds()
+    runs = {}
+    with tempfile.TemporaryDirectory(prefix="coursekit-run-") as scratch:
+        workdir = Path(scratch)
+        for relpath, content in job.files.items():
+            (workdir / relpath).parent.mkdir(parents=True, exist_ok=True)
+            (workdir / relpath).write_bytes(content)
+        for name in job.notebooks:
+            try:
+                notebook, probes = execute_notebook(job.files[name], workdir, bundle, job.student, name)
+            except Exception as exc:  # it is reported in the student's row; the other students go on
+                runs[name] = NotebookRun(None, [], f"{type(exc).__name__}: {exc}"[:1000])
+                continue
+            with _checks_lock:  # pytest runs one session at a time per process (Dask may run tasks in threads)
+                results = run_checks(bundle_checks_root(bundle) / bundle.assignment, probes, bundle.reference.get(name, {}))
+            runs[name] = NotebookRun(dict(notebook), [asdict(r) for r in results], "")
+    return SubmissionRun(job.student, runs, time.monotonic() - started, cpu_seconds() - cpu_started, f"{os.uname().nodename}:{os.getpid()}")
+
+
+def run_reference(job: SubmissionJob, bundle: CheckBundle) -> dict:
+    """The reference solution's probe values, per notebook; raises if the solution fails its own probes."""
+    reference = {}
+    with tempfile.TemporaryDirectory(prefix="coursekit-reference-") as scratch:
+        workdir = Path(scratch)
+        for relpath, content in job.files.items():
+            (workdir / relpath).parent.mkdir(parents=True, exist_ok=True)
+            (workdir / relpath).write_bytes(content)
+        for name in job.notebooks:
+            _, probes = execute_notebook(job.files[name], workdir, bundle, "reference", name)
+            broken = {step: r.get("probe_error") or r.get("cell_error") for step, r in probes.items()
+                      if r.get("probe_error") or r.get("cell_error")}
+            if broken:
+                raise RuntimeError(f"the reference solution {name} fails its own probes: {broken}")
+            reference[name] = probes
+    return reference
+
+
+def warm_up() -> None:
+    """Start this worker's fork server now, while the coordinator prepares the gradebook."""
+    from .kernels import running_fork_server
+
+    running_fork_server()
+
+
+# ---------------------------------------------------------------- coordinator side
+class LocalWorkers:
+    """A pool of worker processes on this machine."""
+
+    def __init__(self, count: int):
+        self.count = count
+        # spawn, not fork: the coordinator has threads and open databases that a fork would copy
+        self.pool = concurrent.futures.ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"))
+        self.warm = [self.pool.submit(warm_up) for _ in range(count)]
+
+    def share(self, bundle: CheckBundle):
+        return bundle
+
+    def submit(self, fn, *args):
+        return self.pool.submit(fn, *args)
+
+    def as_completed(self, futures):
+        return concurrent.futures.as_completed(futures)
+
+    def describe(self) -> str:
+        return f"{self.count} local worker process{'es' if self.count != 1 else ''}"
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class DaskWorkers:
+    """The workers of an existing Dask distributed cluster; only data travels, results come back here."""
+
+    def __init__(self, address: str):
+        from distributed import Client
+
+        self.address = address
+        try:
+            self.client = Client(address, timeout="10s")
+        except OSError as exc:
+            raise ConnectionError(f"no Dask scheduler answers at {address}: {exc}") from exc
+
+    def share(self, bundle: CheckBundle):
+        # sent to every worker once, not with each submission
+        return self.client.scatter(bundle, broadcast=True, hash=False)
+
+    def submit(self, fn, *args):
+        return self.client.submit(fn, *args, pure=False)
+
+    def as_completed(self, futures):
+        from distributed import as_completed
+
+        return as_completed(list(futures))
+
+    def describe(self) -> str:
+        workers = self.client.scheduler_info().get("workers", {})
+        threads = sum(w.get("nthreads", 0) for w in workers.values())
+        return f"the Dask cluster at {self.address} ({len(workers)} workers, {threads} threads)"
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def with_reference(bundle: CheckBundle, reference: dict) -> CheckBundle:
+    return replace(bundle, reference=reference)

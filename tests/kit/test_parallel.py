@@ -1,0 +1,119 @@
+"""Grading in parallel gives the scores nbgrader's own sequential autograde gives,
+on local workers and on a real Dask cluster; kernels from the fork server are fresh processes."""
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import ASSIGNMENT, make_course, read_csv, run_coursekit
+from test_grading import FULL, scores
+
+from coursekit.kernels import ForkedKernelManager, running_fork_server
+from coursekit.samples import write_samples
+
+SOME = ["full_marks", "labels_reversed", "threshold_half", "shuffle_once"]
+
+
+def run_in_kernel(code: str) -> str:
+    """Start a kernel from the fork server, run code, return what it printed, shut it down."""
+    async def run():
+        km = ForkedKernelManager(kernel_name="python3")
+        await km.start_kernel()
+        kc = km.client()
+        kc.start_channels()
+        try:
+            await kc.wait_for_ready(timeout=30)
+            printed = []
+            await kc.execute_interactive(code, timeout=30, output_hook=lambda msg: printed.append(msg["content"].get("text", "")))
+            return "".join(printed)
+        finally:
+            kc.stop_channels()
+            await km.shutdown_kernel(now=True)
+
+    return asyncio.run(run())
+
+
+def test_forked_kernels_are_fresh_processes():
+    first = run_in_kernel("import os, random, torch\nleft_behind = 1\nprint(os.getpid(), random.random(), torch.initial_seed(), os.getpgrp() == os.getpid())")
+    second = run_in_kernel("import os, random, torch\nprint(os.getpid(), random.random(), torch.initial_seed(), 'left_behind' in globals())")
+    pid1, rand1, seed1, own_group = first.split()
+    pid2, rand2, seed2, leaked = second.split()
+    assert pid1 != pid2 and own_group == "True" and leaked == "False"
+    # a new process seeds Python's, numpy's and torch's generators afresh; so must each forked kernel
+    assert rand1 != rand2 and seed1 != seed2
+
+
+def test_fork_server_outlives_a_kernel_that_kills_its_group():
+    server = running_fork_server()
+    out = run_in_kernel("import os\nprint(os.getppid())")
+    assert int(out) == server.process.pid
+
+    async def kill_own_group():
+        km = ForkedKernelManager(kernel_name="python3")
+        await km.start_kernel()
+        try:
+            os.killpg(km.provisioner.pgid, signal.SIGKILL)  # what a kernel can do to its own group
+            deadline = time.monotonic() + 10
+            while await km.is_alive() and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            return await km.is_alive()
+        finally:
+            await km.shutdown_kernel(now=True)
+
+    assert asyncio.run(kill_own_group()) is False
+    assert server.process.poll() is None
+    assert run_in_kernel("print(6 * 7)").strip() == "42"
+
+
+@pytest.fixture(scope="module")
+def small_course(tmp_path_factory):
+    course = make_course(tmp_path_factory.mktemp("small"))
+    write_samples(course, ASSIGNMENT, SOME)
+    return course
+
+
+def gradebook_scores(course, students):
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        return {s: {g.name: g.score for g in gradebook.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, s).grades if g.name in FULL}
+                for s in students}
+
+
+def test_plain_nbgrader_autograde_gives_the_same_scores(small_course, graded_course):
+    """nbgrader's own command, one fresh kernel after another, as the baseline the parallel run must match."""
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
+    students = [p.name for p in (small_course / "submitted").iterdir()]
+    assert set(SOME) <= set(students)
+    nbgrader = os.path.join(os.path.dirname(sys.executable), "nbgrader")
+    # generate_assignment records the assignment in the gradebook, as staff do before grading
+    for command, *options in (["generate_assignment", "--force"], ["autograde", "--create", "--force"]):
+        result = subprocess.run([nbgrader, command, ASSIGNMENT, "--NbGrader.config_file=course_config", *options],
+                                cwd=small_course, capture_output=True, text=True, env=env, timeout=900)
+        assert result.returncode == 0, result.stderr[-2000:]
+    plain = gradebook_scores(small_course, SOME)
+    assert {s: scores(graded_course["grades"][s]) for s in SOME} == plain
+    assert plain["full_marks"] == FULL and plain["labels_reversed"]["test_labels"] < FULL["test_labels"]
+
+
+def test_dask_cluster_gives_the_same_scores(tmp_path, graded_course):
+    distributed = pytest.importorskip("distributed")
+    course = make_course(tmp_path / "course")
+    write_samples(course, ASSIGNMENT, SOME)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        result = run_coursekit(course, "grade", ASSIGNMENT, "--scheduler", cluster.scheduler_address)
+    assert f"the Dask cluster at {cluster.scheduler_address} (2 workers, 2 threads)" in result.stdout
+    grades = {row["student"]: row for row in read_csv(course / "reports" / ASSIGNMENT / "grades.csv")}
+    assert {s: scores(grades[s]) for s in SOME} == {s: scores(graded_course["grades"][s]) for s in SOME}
+    assert gradebook_scores(course, ["full_marks"])["full_marks"] == FULL
+
+
+def test_unreachable_scheduler_is_a_clear_error(tmp_path):
+    course = make_course(tmp_path / "course")
+    write_samples(course, ASSIGNMENT, [])
+    result = run_coursekit(course, "grade", ASSIGNMENT, "--scheduler", "tcp://127.0.0.1:9", check=False)
+    assert result.returncode == 2
+    assert "no Dask scheduler answers at tcp://127.0.0.1:9" in result.stderr
