@@ -36,3 +36,5 @@ c.ExecuteAndProbe.timeout = 60  # seconds per notebook cell
 c.ExecuteAndProbe.probe_timeout = 20  # seconds per step's probe
 c.HiddenChecks.checks_root = HIDDEN_CHECKS
 c.HiddenChecks.source_directory = str(COURSE_ROOT / "source")
+# generate_feedback: nbconvert's HTML exporter, minus a full re-parse of each page when it changes nothing
+c.GenerateFeedback.exporter_class = "coursekit.report.FeedbackExporter"
