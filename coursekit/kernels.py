@@ -32,8 +32,12 @@ from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning import LocalProvisioner
 
 # Imported by the server before it forks anything: what a course notebook and a kernel need
-PRELOAD = ("torch", "numpy", "PIL.Image", "PIL.PngImagePlugin", "ipykernel.kernelapp", "ipykernel.ipkernel",
-           "ipykernel.zmqshell", "IPython.core.interactiveshell", "coursekit.data")
+# (the ipykernel and IPython modules are the ones a kernel imports as it starts; found by comparing sys.modules)
+PRELOAD = ("torch", "numpy", "numpy.random", "PIL.Image", "PIL.PngImagePlugin", "coursekit.data",
+           "ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell", "ipykernel.debugger",
+           "IPython.core.interactiveshell", "IPython.core.debugger", "IPython.core.completerlib",
+           "IPython.core.oinspect", "IPython.core.logger", "IPython.extensions.storemagic",
+           "tornado.gen", "tornado.queues", "tornado.platform.asyncio", "sqlite3")
 READY = "coursekit-fork-server-ready"
 
 
@@ -122,7 +126,8 @@ class ForkServer:
     def __init__(self):
         self.folder = tempfile.mkdtemp(prefix="ck-")  # short: unix socket paths are limited to 107 bytes
         self.socket_path = os.path.join(self.folder, "fork.sock")
-        self.process = subprocess.Popen([sys.executable, "-m", "coursekit.kernels", self.socket_path],
+        # -Xfrozen_modules=off, as in the python3 kernelspec: the debugger that ipykernel loads asks for it
+        self.process = subprocess.Popen([sys.executable, "-Xfrozen_modules=off", "-m", "coursekit.kernels", self.socket_path],
                                         stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
         line = self.process.stdout.readline().strip()
         if line != READY:

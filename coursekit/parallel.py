@@ -103,6 +103,14 @@ def bundle_checks_root(bundle: CheckBundle) -> Path:
     return _bundle_roots[bundle.key]
 
 
+def write_files(folder: Path, files: dict[str, bytes]) -> Path:
+    """A submission's folder, recreated on this worker (kernels run in it, as nbgrader's run in autograded/)."""
+    for relpath, content in files.items():
+        (folder / relpath).parent.mkdir(parents=True, exist_ok=True)
+        (folder / relpath).write_bytes(content)
+    return folder
+
+
 def cpu_seconds() -> float:
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
@@ -129,10 +137,7 @@ def run_submission(job: SubmissionJob, bundle: CheckBundle) -> SubmissionRun:
     started, cpu_started = time.monotonic(), cpu_seconds()
     runs = {}
     with tempfile.TemporaryDirectory(prefix="coursekit-run-") as scratch:
-        workdir = Path(scratch)
-        for relpath, content in job.files.items():
-            (workdir / relpath).parent.mkdir(parents=True, exist_ok=True)
-            (workdir / relpath).write_bytes(content)
+        workdir = write_files(Path(scratch), job.files)
         for name in job.notebooks:
             try:
                 notebook, probes = execute_notebook(job.files[name], workdir, bundle, job.student, name)
@@ -149,10 +154,7 @@ def run_reference(job: SubmissionJob, bundle: CheckBundle) -> dict:
     """The reference solution's probe values, per notebook; raises if the solution fails its own probes."""
     reference = {}
     with tempfile.TemporaryDirectory(prefix="coursekit-reference-") as scratch:
-        workdir = Path(scratch)
-        for relpath, content in job.files.items():
-            (workdir / relpath).parent.mkdir(parents=True, exist_ok=True)
-            (workdir / relpath).write_bytes(content)
+        workdir = write_files(Path(scratch), job.files)
         for name in job.notebooks:
             _, probes = execute_notebook(job.files[name], workdir, bundle, "reference", name)
             broken = {step: r.get("probe_error") or r.get("cell_error") for step, r in probes.items()
