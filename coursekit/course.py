@@ -37,12 +37,30 @@ def put_venv_on_path() -> None:
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
 
 
+def alembic_head() -> str:
+    """The gradebook schema version nbgrader stamps on a new gradebook, read in this process.
+
+    nbgrader gets this one string by running `alembic heads` in a subprocess, which
+    costs about 6 CPU-seconds each time a course creates its gradebook.
+    """
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+    from nbgrader.dbutil import ALEMBIC_DIR
+
+    config = AlembicConfig()
+    config.set_main_option("script_location", ALEMBIC_DIR)
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
 def nbgrader_api(root: Path, overrides: dict | None = None, **coursedir_traits):
     """nbgrader's Python API on this course, configured by its course_config.py (plus overrides: section -> traits)."""
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
 
+    import nbgrader.api
+
     put_venv_on_path()
+    nbgrader.api.get_alembic_version = alembic_head
     config = load_config(root)
     config.CourseDirectory.root = str(root)
     for name, value in coursedir_traits.items():

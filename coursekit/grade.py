@@ -117,19 +117,19 @@ def grade_assignment(root: Path, assignment: str, students: list[str] | None = N
 
     Submissions are committed to the gradebook one at a time, in the order their runs come back.
     """
-    sources = source_notebooks(root, assignment)
-    notebook_names = [p.name for p in sources]
+    notebook_names = [p.name for p in source_notebooks(root, assignment)]
     students = students if students is not None else find_students(root, assignment)
     config = load_config(root)
     checks_dir = Path(config.HiddenChecks.get("checks_root", root / "tests" / "hidden")) / assignment
-    bundle = make_bundle(checks_dir, assignment, config)
-    pool = open_workers(workers, scheduler)
+    pool = open_workers(workers, scheduler)  # first: the workers start up while this process does the rest
     outcomes: list[SubmissionOutcome] = []
     try:
+        bundle = make_bundle(checks_dir, assignment, config)
         if on_start:
             on_start(pool.describe())
         reference = pool.submit(run_reference, read_submission(root / "source" / assignment, "reference", notebook_names), bundle)
         prepare_gradebook(root, assignment)  # while a worker runs the reference solution
+        from . import checks  # noqa: F401 (nbgrader's autograde loads it for HiddenChecks; meanwhile, not on the first submission)
         ready, started = {}, {}
         for student in students:
             started[student] = time.monotonic()

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import uuid
 
 from jupyter_client.manager import AsyncKernelManager
@@ -38,7 +39,7 @@ PRELOAD = ("torch", "numpy", "numpy.random", "PIL.Image", "PIL.PngImagePlugin", 
            "IPython.core.interactiveshell", "IPython.core.debugger", "IPython.core.completerlib",
            "IPython.core.oinspect", "IPython.core.logger", "IPython.extensions.storemagic",
            "tornado.gen", "tornado.queues", "tornado.platform.asyncio", "sqlite3")
-READY = "coursekit-fork-server-ready"
+SHARED_SERVER_ENV = "COURSEKIT_FORK_SERVER"  # a socket: use that fork server instead of starting one
 
 
 # ---------------------------------------------------------------- server side
@@ -91,15 +92,14 @@ def reap_children(signum=None, frame=None) -> None:
 
 
 def serve(socket_path: str) -> None:
-    preload()
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(socket_path)
-    server.listen(16)
-    server.settimeout(1.0)
-    signal.signal(signal.SIGCHLD, reap_children)
+    server.listen(64)  # listening before the imports: early requests wait in the backlog, not fail
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the grader, which stops us in order
     owner = os.getppid()
-    print(READY, flush=True)
+    preload()
+    server.settimeout(1.0)
+    signal.signal(signal.SIGCHLD, reap_children)
     while os.getppid() == owner:  # the grader that started us is gone: so are we
         try:
             conn, _ = server.accept()
@@ -121,27 +121,40 @@ def serve(socket_path: str) -> None:
 
 # ---------------------------------------------------------------- grader side
 class ForkServer:
-    """A running fork server, started by and tied to this process."""
+    """A fork server: started by this process, or one that another process started (socket_path)."""
 
-    def __init__(self):
-        self.folder = tempfile.mkdtemp(prefix="ck-")  # short: unix socket paths are limited to 107 bytes
-        self.socket_path = os.path.join(self.folder, "fork.sock")
-        # -Xfrozen_modules=off, as in the python3 kernelspec: the debugger that ipykernel loads asks for it
-        self.process = subprocess.Popen([sys.executable, "-Xfrozen_modules=off", "-m", "coursekit.kernels", self.socket_path],
-                                        stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
-        line = self.process.stdout.readline().strip()
-        if line != READY:
-            self.process.kill()
-            raise RuntimeError(f"the kernel fork server did not start (it said {line!r}, exit code {self.process.poll()})")
+    def __init__(self, socket_path: str | None = None):
+        self.process = None
+        if socket_path:
+            self.socket_path = socket_path
+        else:
+            self.socket_path = os.path.join(tempfile.mkdtemp(prefix="ck-"), "fork.sock")  # short: the limit is 107 bytes
+            # -Xfrozen_modules=off, as in the python3 kernelspec: the debugger that ipykernel loads asks for it
+            self.process = subprocess.Popen([sys.executable, "-Xfrozen_modules=off", "-m", "coursekit.kernels", self.socket_path],
+                                            stdin=subprocess.DEVNULL)
+        self.folder = os.path.dirname(self.socket_path)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None if self.process else os.path.exists(self.socket_path)
 
     def fork_kernel(self, argv: list[str], cwd: str, env: dict) -> int:
+        deadline = time.monotonic() + 60
+        while not os.path.exists(self.socket_path):  # a server started a moment ago binds its socket first thing
+            if not self.alive() and self.process or time.monotonic() > deadline:
+                raise RuntimeError(f"the kernel fork server did not start (exit code {self.process and self.process.poll()})")
+            time.sleep(0.02)
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-            conn.settimeout(30)
+            conn.settimeout(120)  # the first request waits for the server's imports
             conn.connect(self.socket_path)
             conn.sendall((json.dumps({"argv": argv, "cwd": cwd, "env": dict(env)}) + "\n").encode())
-            return json.loads(conn.makefile("r").readline())["pid"]
+            reply = conn.makefile("r").readline()
+        if not reply:
+            raise RuntimeError("the kernel fork server closed the connection without starting a kernel")
+        return json.loads(reply)["pid"]
 
     def stop(self) -> None:
+        if self.process is None:
+            return
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -158,13 +171,30 @@ _server_lock = threading.Lock()
 
 
 def running_fork_server() -> ForkServer:
-    """This process's fork server, started on first use and stopped when the process exits."""
+    """The fork server this process uses: the shared one named in COURSEKIT_FORK_SERVER, or its own,
+    started on first use and stopped when the process exits."""
     global _server
     with _server_lock:
-        if _server is None or _server.process.poll() is not None:
-            _server = ForkServer()
+        if _server is None or not _server.alive():
+            shared = os.environ.pop(SHARED_SERVER_ENV, None) if _server is None else None  # once gone, start our own
+            _server = ForkServer(shared)
             atexit.register(_server.stop)
         return _server
+
+
+def fork_kernel(argv: list[str], cwd: str, env: dict) -> int:
+    """A new kernel's pid; if a shared fork server has gone away, this process starts its own and tries again."""
+    global _server
+    server = running_fork_server()
+    try:
+        return server.fork_kernel(argv, cwd, env)
+    except (OSError, RuntimeError):
+        if server.process is not None:
+            raise
+        with _server_lock:
+            _server = ForkServer()
+            atexit.register(_server.stop)
+        return _server.fork_kernel(argv, cwd, env)
 
 
 class ForkedKernelProvisioner(LocalProvisioner):
@@ -180,7 +210,7 @@ class ForkedKernelProvisioner(LocalProvisioner):
         argv = cmd[cmd.index("ipykernel_launcher") + 1:]
         env = kwargs.get("env") or os.environ
         cwd = str(kwargs.get("cwd") or os.getcwd())
-        self.pid = await asyncio.to_thread(running_fork_server().fork_kernel, argv, cwd, env)
+        self.pid = await asyncio.to_thread(fork_kernel, argv, cwd, env)
         self.pgid, self.cwd = self.pid, cwd
         try:
             self.pidfd = os.pidfd_open(self.pid)

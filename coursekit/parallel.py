@@ -24,10 +24,8 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import nbformat
-
-from .checks import run_checks
-from .execute import ExecuteAndProbe
+# The worker functions import nbformat, torch, nbgrader and pytest when they first run, so that
+# the coordinator can open its pool before it loads any of them and the workers start meanwhile.
 
 # The configuration sections that decide how a notebook is executed
 EXECUTION_SECTIONS = ("NotebookClient", "ExecutePreprocessor", "Execute", "ExecuteAndProbe")
@@ -86,11 +84,17 @@ def read_submission(folder: Path, student: str, notebooks: list[str]) -> Submiss
 # ---------------------------------------------------------------- worker side
 _bundle_roots: dict[str, Path] = {}
 _checks_lock = threading.Lock()
+_bundle_lock = threading.Lock()
 _scratch = None
 
 
 def bundle_checks_root(bundle: CheckBundle) -> Path:
     """The hidden checks written out once per worker process (the folder layout ExecuteAndProbe expects)."""
+    with _bundle_lock:
+        return _write_bundle(bundle)
+
+
+def _write_bundle(bundle: CheckBundle) -> Path:
     global _scratch
     if bundle.key not in _bundle_roots:
         if _scratch is None:
@@ -118,7 +122,10 @@ def cpu_seconds() -> float:
 
 def execute_notebook(text: bytes, workdir: Path, bundle: CheckBundle, student: str, name: str):
     """Run one notebook with its probes in a fresh forked kernel: (executed notebook, probe values)."""
+    import nbformat
     from traitlets.config import Config
+
+    from .execute import ExecuteAndProbe
 
     notebook = nbformat.reads(text.decode("utf-8"), as_version=4)
     for cell in notebook.cells:
@@ -134,6 +141,8 @@ def execute_notebook(text: bytes, workdir: Path, bundle: CheckBundle, student: s
 
 def run_submission(job: SubmissionJob, bundle: CheckBundle) -> SubmissionRun:
     """Execute, probe and check every notebook of one submission. Never raises for a bad submission."""
+    from .checks import run_checks
+
     started, cpu_started = time.monotonic(), cpu_seconds()
     runs = {}
     with tempfile.TemporaryDirectory(prefix="coursekit-run-") as scratch:
@@ -166,36 +175,146 @@ def run_reference(job: SubmissionJob, bundle: CheckBundle) -> dict:
 
 
 def warm_up() -> None:
-    """Start this worker's fork server now, while the coordinator prepares the gradebook."""
-    from .kernels import running_fork_server
-
-    running_fork_server()
+    """Import what grading needs now, while the coordinator prepares the gradebook."""
+    from . import checks, execute, kernels  # noqa: F401
 
 
 # ---------------------------------------------------------------- coordinator side
+@dataclass(frozen=True)
+class Shared:
+    """Stands for an object sent to a local worker process once (the bundle), in place of a copy per job."""
+
+    key: str
+
+
+def serve_jobs(conn, threads: int) -> None:
+    """A local worker process: run the jobs that arrive on conn, `threads` at a time, and send back results.
+
+    Threads, not more processes: a job mostly waits for its kernel (a process of its own),
+    and each extra worker process would import torch, nbgrader and pytest once more.
+    """
+    warm_up()
+    shared: dict[str, object] = {}
+    send_lock = threading.Lock()
+
+    def reply(job_id: int, future: concurrent.futures.Future) -> None:
+        try:
+            message = (job_id, True, future.result())
+        except Exception as exc:  # sent back as text: the exception itself may not survive pickling
+            message = (job_id, False, f"{type(exc).__name__}: {exc}")
+        with send_lock:
+            conn.send(message)
+
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        while True:
+            try:
+                message = conn.recv()
+            except EOFError:  # the coordinator is gone
+                return
+            if message is None:
+                return
+            job_id, fn, args = message
+            if fn == "share":
+                shared[args[0].key] = args[1]
+                continue
+            args = [shared[a.key] if isinstance(a, Shared) else a for a in args]
+            pool.submit(fn, *args).add_done_callback(lambda f, job_id=job_id: reply(job_id, f))
+
+
+class WorkerFailed(RuntimeError):
+    """A job's worker raised, or its worker process died; the message says which."""
+
+
 class LocalWorkers:
-    """A pool of worker processes on this machine."""
+    """Worker processes on this machine, each running several jobs at once in threads."""
+
+    THREADS_PER_PROCESS = 4
 
     def __init__(self, count: int):
+        from .kernels import SHARED_SERVER_ENV, ForkServer
+
         self.count = count
-        # spawn, not fork: the coordinator has threads and open databases that a fork would copy
-        self.pool = concurrent.futures.ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"))
-        self.warm = [self.pool.submit(warm_up) for _ in range(count)]
+        # one fork server for all local workers: torch is imported once per run, not once per worker
+        self.fork_server = ForkServer()
+        processes = -(-count // self.THREADS_PER_PROCESS)
+        self.workers, self.pending, self.lock = [], {}, threading.Lock()
+        self.job_ids = iter(range(1, 1 << 62))
+        context = multiprocessing.get_context("spawn")  # not fork: this process has threads and open databases
+        os.environ[SHARED_SERVER_ENV] = self.fork_server.socket_path
+        try:
+            for index in range(processes):
+                threads = count // processes + (index < count % processes)
+                ours, theirs = context.Pipe()
+                process = context.Process(target=serve_jobs, args=(theirs, threads), daemon=True, name=f"coursekit-worker-{index}")
+                process.start()
+                theirs.close()
+                worker = {"conn": ours, "process": process, "in_flight": 0, "send": threading.Lock()}
+                self.workers.append(worker)
+                threading.Thread(target=self._receive, args=(worker,), daemon=True).start()
+        finally:
+            del os.environ[SHARED_SERVER_ENV]
+
+    def _receive(self, worker: dict) -> None:
+        while True:
+            try:
+                job_id, ok, value = worker["conn"].recv()
+            except (EOFError, OSError):
+                break
+            with self.lock:
+                future, _ = self.pending.pop(job_id)
+                worker["in_flight"] -= 1
+            future.set_result(value) if ok else future.set_exception(WorkerFailed(value))
+        worker["process"].join(5)
+        with self.lock:  # the process is gone: its unfinished jobs fail, and are graded by the coordinator
+            lost = [(job_id, f) for job_id, (f, w) in self.pending.items() if w is worker]
+            for job_id, _ in lost:
+                del self.pending[job_id]
+        for _, future in lost:
+            future.set_exception(WorkerFailed(f"the worker process stopped (exit code {worker['process'].exitcode})"))
+
+    def _send(self, worker: dict, message) -> None:
+        with worker["send"]:
+            worker["conn"].send(message)
 
     def share(self, bundle: CheckBundle):
-        return bundle
+        token = Shared(f"bundle-{bundle.key}")
+        for worker in self.workers:
+            self._send(worker, (0, "share", (token, bundle)))
+        return token
 
     def submit(self, fn, *args):
-        return self.pool.submit(fn, *args)
+        future = concurrent.futures.Future()
+        with self.lock:
+            worker = min(self.workers, key=lambda w: w["in_flight"])
+            job_id = next(self.job_ids)
+            self.pending[job_id] = (future, worker)
+            worker["in_flight"] += 1
+        try:
+            self._send(worker, (job_id, fn, args))
+        except OSError as exc:
+            with self.lock:
+                self.pending.pop(job_id, None)
+            future.set_exception(WorkerFailed(f"the worker process cannot take jobs ({exc})"))
+        return future
 
     def as_completed(self, futures):
         return concurrent.futures.as_completed(futures)
 
     def describe(self) -> str:
-        return f"{self.count} local worker process{'es' if self.count != 1 else ''}"
+        processes = len(self.workers)
+        return f"{self.count} local worker{'s' if self.count != 1 else ''} ({processes} process{'es' if processes != 1 else ''})"
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        for worker in self.workers:
+            try:
+                self._send(worker, None)
+            except OSError:
+                pass
+        for worker in self.workers:
+            worker["process"].join(10)
+            if worker["process"].is_alive():
+                worker["process"].kill()
+        self.fork_server.stop()
 
 
 class DaskWorkers:
