@@ -93,6 +93,6 @@ def test_progress_and_table_are_printed(graded_course):
     total = len(graded_course["grades"])
     failed = sum(row["status"] == "not graded" for row in graded_course["grades"].values())
     assert f"[1/{total} done, " in out and f"[{total}/{total} done, {failed} failed, " in out
-    assert "/min, about " in out and "running submissions on 2 local worker processes" in out
+    assert "/min, about " in out and "running submissions on 2 local workers (1 process)" in out
     assert "full_marks" in out.split("student")[-1]
     assert "graded in" in out
