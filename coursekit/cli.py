@@ -113,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     except CourseError as exc:
         print(f"coursekit: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # every submission reported as done is in the gradebook already; its kernels have been stopped
+        print("coursekit: interrupted; what was reported as done is in the gradebook", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -81,6 +81,9 @@ def become_kernel(request: dict) -> None:
     IPKernelApp.launch_instance(argv=request["argv"])
 
 
+_kernels: set[int] = set()  # pids of the kernels this server forked and that have not exited
+
+
 def reap_children(signum=None, frame=None) -> None:
     while True:
         try:
@@ -89,6 +92,17 @@ def reap_children(signum=None, frame=None) -> None:
             return
         if pid == 0:
             return
+        _kernels.discard(pid)
+
+
+def stop_kernels(signum=None, frame=None) -> None:
+    """Take every kernel still running down with the server (and whatever each started)."""
+    for pid in list(_kernels):
+        try:
+            os.killpg(pid, signal.SIGKILL)  # each kernel leads its own process group
+        except ProcessLookupError:
+            pass
+    os._exit(0)
 
 
 def serve(socket_path: str) -> None:
@@ -96,11 +110,12 @@ def serve(socket_path: str) -> None:
     server.bind(socket_path)
     server.listen(64)  # listening before the imports: early requests wait in the backlog, not fail
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the grader, which stops us in order
+    signal.signal(signal.SIGTERM, stop_kernels)
     owner = os.getppid()
     preload()
     server.settimeout(1.0)
     signal.signal(signal.SIGCHLD, reap_children)
-    while os.getppid() == owner:  # the grader that started us is gone: so are we
+    while os.getppid() == owner:  # the grader that started us is gone: so are we, and our kernels
         try:
             conn, _ = server.accept()
         except TimeoutError:
@@ -116,7 +131,9 @@ def serve(socket_path: str) -> None:
                     become_kernel(request)
                 finally:
                     os._exit(0)
+            _kernels.add(pid)
             conn.sendall((json.dumps({"pid": pid}) + "\n").encode())
+    stop_kernels()
 
 
 # ---------------------------------------------------------------- grader side

@@ -7,9 +7,10 @@ checks as text, the reference values, the execution settings) and returns a
 `SubmissionRun` of plain data. The coordinator alone feeds the runs into
 nbgrader's autograde, which writes the gradebook (see grade.py).
 
-Workers are processes of a local pool (`LocalWorkers`) or of an existing Dask
-cluster (`DaskWorkers`). Each worker process starts kernels from its own fork
-server (kernels.py).
+Workers are threads in local worker processes (`LocalWorkers`), whose kernels
+come from one fork server (kernels.py) that the coordinator starts, or the
+workers of an existing Dask cluster (`DaskWorkers`), each process with its own
+fork server.
 """
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ import concurrent.futures
 import hashlib
 import multiprocessing
 import os
-import resource
 import tempfile
 import threading
 import time
@@ -65,8 +65,7 @@ class SubmissionRun:
     student: str
     notebooks: dict[str, NotebookRun]
     seconds: float
-    cpu_seconds: float  # this worker's and its kernels' CPU time for the submission
-    worker: str
+    worker: str  # host:pid of the worker process that ran it
 
 
 def make_bundle(checks_dir: Path, assignment: str, config) -> CheckBundle:
@@ -115,11 +114,6 @@ def write_files(folder: Path, files: dict[str, bytes]) -> Path:
     return folder
 
 
-def cpu_seconds() -> float:
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-
-
 def execute_notebook(text: bytes, workdir: Path, bundle: CheckBundle, student: str, name: str):
     """Run one notebook with its probes in a fresh forked kernel: (executed notebook, probe values)."""
     import nbformat
@@ -143,7 +137,7 @@ def run_submission(job: SubmissionJob, bundle: CheckBundle) -> SubmissionRun:
     """Execute, probe and check every notebook of one submission. Never raises for a bad submission."""
     from .checks import run_checks
 
-    started, cpu_started = time.monotonic(), cpu_seconds()
+    started = time.monotonic()
     runs = {}
     with tempfile.TemporaryDirectory(prefix="coursekit-run-") as scratch:
         workdir = write_files(Path(scratch), job.files)
@@ -153,10 +147,10 @@ def run_submission(job: SubmissionJob, bundle: CheckBundle) -> SubmissionRun:
             except Exception as exc:  # it is reported in the student's row; the other students go on
                 runs[name] = NotebookRun(None, [], f"{type(exc).__name__}: {exc}"[:1000])
                 continue
-            with _checks_lock:  # pytest runs one session at a time per process (Dask may run tasks in threads)
+            with _checks_lock:  # one pytest session at a time per process; jobs run in threads
                 results = run_checks(bundle_checks_root(bundle) / bundle.assignment, probes, bundle.reference.get(name, {}))
             runs[name] = NotebookRun(dict(notebook), [asdict(r) for r in results], "")
-    return SubmissionRun(job.student, runs, time.monotonic() - started, cpu_seconds() - cpu_started, f"{os.uname().nodename}:{os.getpid()}")
+    return SubmissionRun(job.student, runs, time.monotonic() - started, f"{os.uname().nodename}:{os.getpid()}")
 
 
 def run_reference(job: SubmissionJob, bundle: CheckBundle) -> dict:

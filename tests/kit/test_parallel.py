@@ -7,12 +7,13 @@ import subprocess
 import sys
 import time
 
+import nbformat
 import pytest
-from conftest import ASSIGNMENT, make_course, read_csv, run_coursekit
+from conftest import ASSIGNMENT, COURSEKIT, make_course, read_csv, run_coursekit
 from test_grading import FULL, scores
 
 from coursekit.kernels import ForkedKernelManager, running_fork_server
-from coursekit.samples import write_samples
+from coursekit.samples import make_submission, write_samples, write_submission
 
 SOME = ["full_marks", "labels_reversed", "threshold_half", "shuffle_once"]
 
@@ -117,3 +118,41 @@ def test_unreachable_scheduler_is_a_clear_error(tmp_path):
     result = run_coursekit(course, "grade", ASSIGNMENT, "--scheduler", "tcp://127.0.0.1:9", check=False)
     assert result.returncode == 2
     assert "no Dask scheduler answers at tcp://127.0.0.1:9" in result.stderr
+
+
+def test_ctrl_c_leaves_no_kernel_running(tmp_path):
+    """Ctrl-C (SIGINT to the whole process group) while kernels run: coursekit stops them all."""
+    psutil = pytest.importorskip("psutil")
+    course = make_course(tmp_path / "course")
+    write_samples(course, ASSIGNMENT, [])
+    source = course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    release = course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    hangs = nbformat.from_dict(make_submission(source, release, None))
+    next(c for c in hangs.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "accuracy").source = \
+        "def accuracy(preds, targets):\n    while True:\n        pass"
+    for name in ("hangs_1", "hangs_2"):
+        write_submission(course, ASSIGNMENT, name, hangs)
+    run = subprocess.Popen([*COURSEKIT, "grade", ASSIGNMENT], cwd=course, start_new_session=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def forked_processes():
+        found = []
+        for process in psutil.Process(run.pid).children(recursive=True):
+            try:
+                if "coursekit.kernels" in " ".join(process.cmdline()):
+                    found.append(process)
+            except psutil.Error:
+                pass
+        return found
+
+    deadline = time.monotonic() + 120
+    while len(forked_processes()) < 3 and time.monotonic() < deadline:  # the server and two hanging kernels
+        time.sleep(0.2)
+    seen = forked_processes()
+    assert len(seen) >= 3, "the kernels never started"
+    os.killpg(run.pid, signal.SIGINT)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 130, err[-2000:]
+    assert "interrupted" in err
+    time.sleep(1)
+    assert [p.pid for p in seen if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
