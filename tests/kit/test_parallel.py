@@ -132,8 +132,10 @@ def test_ctrl_c_leaves_no_kernel_running(tmp_path):
         "def accuracy(preds, targets):\n    while True:\n        pass"
     for name in ("hangs_1", "hangs_2"):
         write_submission(course, ASSIGNMENT, name, hangs)
+    # as from a terminal: a job started in the background (CI, say) would inherit SIGINT ignored
     run = subprocess.Popen([*COURSEKIT, "grade", ASSIGNMENT], cwd=course, start_new_session=True,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
     def forked_processes():
         found = []
