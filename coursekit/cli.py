@@ -1,10 +1,12 @@
-"""The `coursekit` command: release, grade and demo.
+"""The `coursekit` command: release, grade, demo, and the student-side check and bundle.
 
     coursekit release ASSIGNMENT    regenerate release/ASSIGNMENT from source/
     coursekit grade ASSIGNMENT      autograde submitted/*/ASSIGNMENT, write feedback and reports
-              [--workers N]         ... on N local worker processes (default: one per core)
+              [--workers N]         ... N submissions at once (default: one per core)
               [--scheduler tcp://HOST:PORT]  ... on the workers of a Dask cluster
     coursekit demo                  put sample submissions in submitted/ and grade them
+    coursekit check NOTEBOOK        for students: run the notebook's visible tests, say what to fix
+    coursekit bundle ASSIGNMENT     zip release/ASSIGNMENT for an LMS
 """
 from __future__ import annotations
 
@@ -70,6 +72,30 @@ def cmd_grade(args) -> int:
     return 0
 
 
+def cmd_check(args) -> int:
+    from .student import NotebookProblem, check_notebook, format_check
+
+    try:
+        statuses, found = check_notebook(args.notebook, timeout=args.timeout)
+    except NotebookProblem as exc:
+        print(f"coursekit: {exc}", file=sys.stderr)
+        return 2
+    print(format_check(args.notebook, statuses, found))
+    return 0 if all(s.state in ("passed", "answered") for s in statuses) and not found else 1
+
+
+def cmd_bundle(args) -> int:
+    from .student import NotebookProblem, bundle_release
+
+    output = args.output or args.root / "bundles" / f"{args.assignment}.zip"
+    try:
+        names = bundle_release(args.root, args.assignment, output)
+    except NotebookProblem as exc:
+        raise CourseError(str(exc)) from exc
+    print(f"wrote {output} ({', '.join(names)}): what students get, for your LMS")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .samples import DEMO_SAMPLES, write_samples
 
@@ -98,6 +124,14 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--student", action="append", help="grade only this student (repeatable)")
     add_worker_options(grade)
     grade.set_defaults(run=cmd_grade)
+    check = commands.add_parser("check", help="for students: run your notebook with its visible tests and say what to fix")
+    check.add_argument("notebook", type=Path)
+    check.add_argument("--timeout", type=int, default=60, help="seconds a cell may run")
+    check.set_defaults(run=cmd_check, needs_course=False)
+    bundle = commands.add_parser("bundle", help="zip release/ASSIGNMENT for upload to an LMS")
+    bundle.add_argument("assignment")
+    bundle.add_argument("--output", type=Path, default=None, help="the zip to write (default: bundles/ASSIGNMENT.zip)")
+    bundle.set_defaults(run=cmd_bundle)
     demo = commands.add_parser("demo", help="grade sample submissions of an assignment")
     demo.add_argument("assignment", nargs="?", default="mnist_sgd")
     add_worker_options(demo)
@@ -108,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", module="nbgrader")
     warnings.filterwarnings("ignore", message=".*not in session.*")
     try:
-        args.root = find_course_root(args.course)
+        if getattr(args, "needs_course", True):  # `check` runs on a student's machine, with no course
+            args.root = find_course_root(args.course)
         return args.run(args)
     except CourseError as exc:
         print(f"coursekit: {exc}", file=sys.stderr)

@@ -27,8 +27,18 @@ def release_assignment(root: Path, assignment: str) -> list[Path]:
         leaks = leaked_lines(source, target)
         if leaks:
             raise CourseError(f"{target} reveals {len(leaks)} line(s) of solutions or hidden tests, e.g. {leaks[0]!r}")
+        label_notebook(target, assignment)
         released.append(target)
     return released
+
+
+def label_notebook(path: Path, assignment: str) -> None:
+    """Record the assignment and file name, so that `coursekit check` can tell a student who renamed it."""
+    import nbformat
+
+    notebook = nbformat.read(path, as_version=4)
+    notebook.metadata["coursekit"] = {"assignment": assignment, "notebook": path.name}
+    nbformat.write(notebook, path)
 
 
 def protected_lines(notebook: Path) -> set[str]:

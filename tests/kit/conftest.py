@@ -1,5 +1,6 @@
 """Fixtures for the kit's own tests: a real course directory in a temporary folder,
 graded once per session by the real `coursekit` command."""
+import ast
 import csv
 import shutil
 import subprocess
@@ -32,6 +33,16 @@ def run_coursekit(course: Path, *args, check=True) -> subprocess.CompletedProces
     if check and result.returncode != 0:
         raise AssertionError(f"coursekit {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def hidden_check_names() -> list[str]:
+    """The names of the hidden checks and probes: none may appear in anything students see."""
+    names = []
+    for module in (REPO / "tests" / "hidden" / ASSIGNMENT).glob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.FunctionDef) and node.name.startswith(("test_", "probe_")):
+                names.append(node.name)
+    return names
 
 
 def read_csv(path: Path) -> list[dict]:

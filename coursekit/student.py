@@ -1,0 +1,168 @@
+"""Stage: the student's side. Check a notebook before submitting; bundle what students get.
+
+`check_notebook` runs a student's notebook from a fresh kernel, with the tests
+that are in it and nothing else: no course directory, no gradebook, no hidden
+check, no reference value. It reports each step as passed, failed (with the
+visible assertion's message) or not attempted, and what would trip autograding.
+
+`bundle_release` zips release/<assignment>/ for an LMS upload, after checking
+that nothing of a solution or a hidden test is in it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+NOT_ATTEMPTED = "NotImplementedError"
+WRITTEN_STUB = "YOUR ANSWER HERE"  # nbgrader's stub for a written answer
+CODE_STUB = "raise NotImplementedError()"  # and the last line of its stub for code
+
+
+class NotebookProblem(ValueError):
+    """The file cannot be checked at all; the message names it and says why."""
+
+
+@dataclass
+class StepStatus:
+    step: str
+    state: str  # "passed", "failed", "not attempted", "answered" (a written answer)
+    message: str = ""
+
+
+def grade_id(cell) -> str:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", "")
+
+
+def read_notebook(path: Path):
+    import nbformat
+
+    if not path.exists():
+        raise NotebookProblem(f"{path} does not exist")
+    try:
+        return nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
+    except (UnicodeDecodeError, json.JSONDecodeError, nbformat.reader.NotJSONError) as exc:
+        raise NotebookProblem(f"{path} is not a notebook: it is not valid JSON ({exc})") from exc
+
+
+def error_of(cell) -> tuple[str, str] | None:
+    for output in cell.get("outputs", []):
+        if output.output_type == "error":
+            return output.ename, output.evalue
+    return None
+
+
+def step_statuses(notebook) -> list[StepStatus]:
+    """One status per answer cell, in notebook order, judged by the visible test cell after it."""
+    tests = {grade_id(c).removeprefix("test_"): c for c in notebook.cells if grade_id(c).startswith("test_")}
+    statuses = []
+    for cell in notebook.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if not meta.get("solution"):
+            continue
+        step = meta.get("grade_id", "")
+        if cell.cell_type == "markdown":
+            attempted = WRITTEN_STUB not in cell.source
+            statuses.append(StepStatus(step, "answered" if attempted else "not attempted",
+                                       "a written answer: course staff grade it" if attempted else "the written answer is still the stub"))
+            continue
+        raised = error_of(cell)
+        if CODE_STUB in cell.source or (raised and raised[0] == NOT_ATTEMPTED):
+            statuses.append(StepStatus(step, "not attempted", "the cell still raises NotImplementedError"))
+        elif raised:
+            statuses.append(StepStatus(step, "failed", f"your cell raised {raised[0]}: {raised[1]}"))
+        elif step in tests and error_of(tests[step]):
+            ename, evalue = error_of(tests[step])
+            cause = "not attempted" if NOT_ATTEMPTED in (ename + evalue) else "failed"
+            statuses.append(StepStatus(step, cause, f"{ename}: {evalue}" if evalue else ename))
+        else:
+            statuses.append(StepStatus(step, "passed"))
+    return statuses
+
+
+def reminders(path: Path, notebook) -> list[str]:
+    """What would make autograding go wrong, in words a student can act on."""
+    found = []
+    expected = notebook.metadata.get("coursekit", {}).get("notebook")
+    if expected and path.name != expected:
+        found.append(f"the file is called {path.name!r}; upload it as {expected!r}, or the grader will not find it")
+    unfinished = False  # after a step not yet attempted, later cells fail for that reason alone
+    cascade = 0
+    for index, cell in enumerate(notebook.cells, start=1):
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("solution") and (CODE_STUB in cell.source or WRITTEN_STUB in cell.source):
+            unfinished = True
+        if cell.cell_type != "code":
+            continue
+        gid = grade_id(cell)
+        label = f"cell {index}" + (f" ({gid})" if gid else "")
+        raised = error_of(cell)
+        if raised and not gid.startswith("test_") and not unfinished:
+            if cascade == 0:
+                found.append(f"{label} raises {raised[0]}: {raised[1]}; cells after it may fail because of it")
+            cascade += 1
+        if gid.startswith("test_") and any(o.output_type == "stream" and o.name == "stderr" for o in cell.get("outputs", [])):
+            found.append(f"{label} writes to stderr (a warning, say); nbgrader scores such a test cell zero")
+    if cascade > 1:
+        found.append(f"{cascade - 1} more cell(s) raise errors after that one")
+    return found
+
+
+def check_notebook(path: Path, timeout: int = 60) -> tuple[list[StepStatus], list[str]]:
+    """Run the notebook from a fresh kernel with its visible tests; (status per step, reminders)."""
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.utils import run_sync
+    from nbclient import NotebookClient
+
+    notebook = read_notebook(path)
+    if not any(grade_id(c) for c in notebook.cells):
+        raise NotebookProblem(f"{path} has no graded cells: is it an assignment notebook?")
+    with tempfile.TemporaryDirectory(prefix="ck-") as sockets:
+        # ipc: the kernel is only reachable from this machine, and does not warn about plain TCP
+        km = AsyncKernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "kernel"))
+        client = NotebookClient(notebook, km=km, timeout=timeout, allow_errors=True,
+                                resources={"metadata": {"path": str(path.parent.resolve())}})
+        try:
+            client.execute()
+        finally:  # nbclient leaves a kernel manager it was given running
+            run_sync(km.shutdown_kernel)(now=True)
+    return step_statuses(notebook), reminders(path, notebook)
+
+
+def format_check(path: Path, statuses: list[StepStatus], found: list[str]) -> str:
+    width = max((len(s.step) for s in statuses), default=4)
+    lines = [f"Checked {path.name} from a fresh kernel, with the tests you can see:"]
+    for s in statuses:
+        lines.append(f"  {s.step.ljust(width)}  {s.state.upper() if s.state == 'failed' else s.state}" + (f": {s.message}" if s.message else ""))
+    passed = sum(s.state == "passed" for s in statuses)
+    code_steps = sum(s.state != "answered" for s in statuses)
+    lines.append(f"{passed} of {code_steps} steps pass the visible tests. The grader checks more than these tests do.")
+    if found:
+        lines.append("Before you submit:")
+        lines.extend(f"  - {line}" for line in found)
+    return "\n".join(lines)
+
+
+def bundle_release(root: Path, assignment: str, output: Path) -> list[str]:
+    """Zip release/<assignment>/ (notebooks and public helper files); return the names in the zip."""
+    from .release import leaked_lines
+
+    folder = root / "release" / assignment
+    if not folder.is_dir():
+        raise NotebookProblem(f"{folder} does not exist: run `coursekit release {assignment}` first")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and ".ipynb_checkpoints" not in p.parts)
+    for path in files:
+        source = root / "source" / assignment / path.name
+        if path.suffix == ".ipynb" and source.exists() and leaked_lines(source, path):
+            raise NotebookProblem(f"{path} reveals solution or hidden-test lines: run `coursekit release {assignment}` again")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    names = []
+    with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in files:
+            name = f"{assignment}/{path.relative_to(folder)}"
+            archive.write(path, name)
+            names.append(name)
+    return names

@@ -1,0 +1,116 @@
+"""The student's side: `coursekit check` on real notebooks, from a folder with no course in it,
+and `coursekit bundle`, whose zip holds nothing students should not see."""
+import json
+import subprocess
+import sys
+import zipfile
+
+import nbformat
+import pytest
+from conftest import ASSIGNMENT, REPO, hidden_check_names, make_course, run_coursekit
+
+from coursekit.release import protected_lines
+from coursekit.samples import SAMPLES, make_submission
+
+SOURCE = REPO / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+RELEASE = REPO / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+STEPS = ["flatten", "labels", "datasets", "init_params", "linear1", "accuracy", "loss_vs_metric", "mnist_loss", "dataloader"]
+
+
+def check(folder, name=f"{ASSIGNMENT}.ipynb", notebook=None):
+    """Write the notebook into a folder that holds no course, and run `coursekit check` there."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if notebook is not None:
+        nbformat.write(notebook, folder / name)
+    result = subprocess.run([sys.executable, "-m", "coursekit.cli", "check", name], cwd=folder,
+                            capture_output=True, text=True, timeout=300)
+    assert not (folder / "course_config.py").exists()
+    return result
+
+
+def states(output: str) -> dict:
+    found = {}
+    for line in output.splitlines():
+        parts = line.split(None, 1)
+        if len(parts) == 2 and parts[0] in STEPS:
+            found[parts[0]] = parts[1]
+    return found
+
+
+def test_release_is_all_not_attempted(tmp_path):
+    result = check(tmp_path, notebook=nbformat.read(RELEASE, as_version=4))
+    assert result.returncode == 1, result.stderr
+    got = states(result.stdout)
+    assert list(got) == STEPS
+    assert all(state.startswith("not attempted") for state in got.values()), got
+    assert "Before you submit" not in result.stdout  # errors that only follow from unfinished steps are not news
+
+
+def test_full_solution_passes_every_step(tmp_path):
+    result = check(tmp_path, notebook=make_submission(SOURCE, RELEASE, None))
+    assert result.returncode == 0, result.stdout + result.stderr
+    got = states(result.stdout)
+    assert {k: v for k, v in got.items() if k != "loss_vs_metric"} == {s: "passed" for s in STEPS if s != "loss_vs_metric"}
+    assert got["loss_vs_metric"].startswith("answered")
+    assert "8 of 8 steps pass" in result.stdout
+
+
+def test_typical_mistake_fails_its_step_with_the_visible_message(tmp_path):
+    sample = next(s for s in SAMPLES if s.name == "labels_reversed")
+    result = check(tmp_path, notebook=make_submission(SOURCE, RELEASE, sample))
+    assert result.returncode == 1
+    got = states(result.stdout)
+    assert got["labels"] == "FAILED: AssertionError: a 3 should be labelled 1 and a 7 labelled 0"
+    assert [s for s, state in got.items() if state.startswith("FAILED")] == ["labels"]
+
+
+def test_check_shows_no_hidden_check_or_reference(tmp_path):
+    sample = next(s for s in SAMPLES if s.name == "threshold_half")
+    out = check(tmp_path, notebook=make_submission(SOURCE, RELEASE, sample)).stdout
+    assert "FAILED" in out
+    names = hidden_check_names()
+    assert len(names) > 20 and [name for name in names if name in out] == []
+    assert sample.hint.lower() not in out.lower()  # the hidden check's hint is for the graded feedback only
+
+
+def test_renamed_notebook_gets_a_reminder(tmp_path):
+    result = check(tmp_path, name="mnist_sgd (1).ipynb", notebook=make_submission(SOURCE, RELEASE, None))
+    assert "upload it as 'mnist_sgd.ipynb'" in result.stdout
+    assert result.returncode == 1
+
+
+def test_not_a_notebook_is_a_clear_error(tmp_path):
+    tmp_path.joinpath("mnist_sgd.ipynb").write_text("{ not json")
+    result = check(tmp_path)
+    assert result.returncode == 2
+    assert "mnist_sgd.ipynb is not a notebook: it is not valid JSON" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def bundled(tmp_path_factory):
+    course = make_course(tmp_path_factory.mktemp("bundle"))
+    run_coursekit(course, "bundle", ASSIGNMENT)
+    return course, course / "bundles" / f"{ASSIGNMENT}.zip"
+
+
+def test_bundle_holds_the_release_and_nothing_else(bundled):
+    _, archive = bundled
+    with zipfile.ZipFile(archive) as z:
+        assert z.namelist() == [f"{ASSIGNMENT}/{ASSIGNMENT}.ipynb"]
+        text = z.read(f"{ASSIGNMENT}/{ASSIGNMENT}.ipynb").decode()
+    notebook = json.loads(text)
+    assert [line for line in protected_lines(SOURCE) if line in text] == []
+    assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text
+    assert [name for name in hidden_check_names() if name in text] == []
+    # no outputs: a solution's printed values (reference values) would show there
+    assert all(cell.get("outputs", []) == [] for cell in notebook["cells"] if cell["cell_type"] == "code")
+    assert notebook["metadata"]["coursekit"] == {"assignment": ASSIGNMENT, "notebook": f"{ASSIGNMENT}.ipynb"}
+
+
+def test_bundle_refuses_a_release_that_leaks(bundled):
+    course, _ = bundled
+    (course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").write_text(SOURCE.read_text())  # the source, shipped by mistake
+    result = run_coursekit(course, "bundle", ASSIGNMENT, "--output", str(course / "leaky.zip"), check=False)
+    assert result.returncode == 2
+    assert "reveals solution or hidden-test lines" in result.stderr
+    assert not (course / "leaky.zip").exists()
