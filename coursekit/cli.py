@@ -4,9 +4,12 @@
     coursekit grade ASSIGNMENT      autograde submitted/*/ASSIGNMENT, write feedback and reports
               [--workers N]         ... N submissions at once (default: one per core)
               [--scheduler tcp://HOST:PORT]  ... on the workers of a Dask cluster
+              [--lms canvas|moodle --roster CSV]  ... also grades-<lms>.csv for the LMS to import
     coursekit demo                  put sample submissions in submitted/ and grade them
     coursekit check NOTEBOOK        for students: run the notebook's visible tests, say what to fix
     coursekit bundle ASSIGNMENT     zip release/ASSIGNMENT for an LMS
+    coursekit collect ASSIGNMENT ZIP --lms canvas|moodle --roster CSV
+                                    put an LMS's zip of uploads into submitted/
 """
 from __future__ import annotations
 
@@ -49,7 +52,7 @@ class Progress:
 def cmd_grade(args) -> int:
     from .course import load_config, source_notebooks
     from .grade import find_students, grade_assignment
-    from .report import format_table, write_reports
+    from .report import format_check_summary, format_table, write_reports
 
     students = args.student or find_students(args.root, args.assignment)
     if not students:
@@ -66,6 +69,15 @@ def cmd_grade(args) -> int:
     report = write_reports(args.root, args.assignment, notebook, db_url, outcomes)
     print()
     print(format_table(report))
+    print(format_check_summary(report["folder"] / "checks.csv", len(outcomes)))
+    if args.lms:
+        if not args.roster:
+            raise CourseError("--lms needs --roster, the roster CSV exported from the LMS")
+        from .lms import write_lms_grades
+
+        target = report["folder"] / f"grades-{args.lms}.csv"
+        count = write_lms_grades(target, args.lms, args.assignment, report["rows"], args.roster)
+        print(f"\n{target.relative_to(args.root)}: {count} grade(s) in {args.lms.capitalize()}'s import layout")
     graded = sum(o.graded for o in outcomes)
     print(f"\n{graded} of {len(outcomes)} graded in {time.monotonic() - progress.started:.1f} s; "
           f"reports in {report['folder'].relative_to(args.root)}/, feedback in feedback/")
@@ -96,6 +108,20 @@ def cmd_bundle(args) -> int:
     return 0
 
 
+def cmd_collect(args) -> int:
+    from .course import source_notebooks
+    from .lms import collect_uploads
+
+    notebooks = [p.name for p in source_notebooks(args.root, args.assignment)]
+    students, unmatched = collect_uploads(args.root, args.assignment, args.archive.resolve(), args.lms, args.roster, notebooks)
+    print(f"collected {len(students)} submission(s) of {args.assignment} into submitted/: {', '.join(students)}")
+    if unmatched:
+        print(f"{len(unmatched)} upload(s) could not be matched; they are in downloaded/{args.assignment}/extracted/:")
+        for line in unmatched:
+            print(f"  {line}")
+    return 0 if not unmatched else 1
+
+
 def cmd_demo(args) -> int:
     from .samples import DEMO_SAMPLES, write_samples
 
@@ -103,6 +129,12 @@ def cmd_demo(args) -> int:
     print(f"wrote {len(names)} sample submissions to submitted/: {', '.join(names)}")
     args.student = names
     return cmd_grade(args)
+
+
+def add_lms_options(parser, required: bool) -> None:
+    parser.add_argument("--lms", choices=("canvas", "moodle"), required=required, help="the learning management system")
+    parser.add_argument("--roster", type=Path, required=required,
+                        help="the LMS's roster CSV (Canvas: gradebook export; Moodle: grading worksheet)")
 
 
 def add_worker_options(parser) -> None:
@@ -123,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("assignment")
     grade.add_argument("--student", action="append", help="grade only this student (repeatable)")
     add_worker_options(grade)
+    add_lms_options(grade, required=False)
     grade.set_defaults(run=cmd_grade)
     check = commands.add_parser("check", help="for students: run your notebook with its visible tests and say what to fix")
     check.add_argument("notebook", type=Path)
@@ -132,6 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     bundle.add_argument("assignment")
     bundle.add_argument("--output", type=Path, default=None, help="the zip to write (default: bundles/ASSIGNMENT.zip)")
     bundle.set_defaults(run=cmd_bundle)
+    collect = commands.add_parser("collect", help="put the uploads in an LMS's zip of submissions into submitted/")
+    collect.add_argument("assignment")
+    collect.add_argument("archive", type=Path, help="the zip of all uploads, as Canvas or Moodle lets you download it")
+    add_lms_options(collect, required=True)
+    collect.set_defaults(run=cmd_collect)
     demo = commands.add_parser("demo", help="grade sample submissions of an assignment")
     demo.add_argument("assignment", nargs="?", default="mnist_sgd")
     add_worker_options(demo)

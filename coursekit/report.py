@@ -148,3 +148,24 @@ class FeedbackExporter(HTMLExporter):
         if "<img" in html or "jp-Cell-inputWrapper" in html or "jp-OutputArea-output" in html:
             return super().from_notebook_node(nb, resources, **kw)
         return html, resources
+
+
+def format_check_summary(checks_csv: Path, submissions: int, top: int = 5) -> str:
+    """For staff: the hidden checks failed most often, with their most common hints."""
+    from collections import Counter
+
+    failed, hints = Counter(), {}
+    with open(checks_csv, newline="") as f:
+        for row in csv.DictReader(f):
+            if row["passed"] == "False":
+                key = (row["step"], row["description"])
+                failed[key] += 1
+                hints.setdefault(key, Counter())[row["hint"]] += 1
+    if not failed:
+        return "\nNo hidden check failed."
+    lines = [f"\nHidden checks failed most often (of {submissions} submissions):"]
+    for (step, description), count in failed.most_common(top):
+        hint, times = hints[(step, description)].most_common(1)[0]
+        lines.append(f"  {count:>4}  {step}: {description}")
+        lines.append(f"        most common hint ({times}x): {hint}")
+    return "\n".join(lines)
