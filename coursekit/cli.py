@@ -173,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="grade sample submissions of an assignment")
     demo.add_argument("assignment", nargs="?", default="mnist_sgd")
     add_worker_options(demo)
+    add_lms_options(demo, required=False)
     demo.set_defaults(run=cmd_demo)
     args = parser.parse_args(argv)
     put_venv_on_path()

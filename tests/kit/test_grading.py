@@ -1,7 +1,7 @@
 """The whole flow on a real course directory: nbgrader's autograde with coursekit's
 probes and hidden checks, one `coursekit grade` run over many submissions."""
 import pytest
-from conftest import ASSIGNMENT, EQUIVALENTS, MISTAKES
+from conftest import ASSIGNMENT, EQUIVALENTS, MISTAKES, make_course, read_csv, run_coursekit
 
 FULL = {"test_flatten": 2, "test_labels": 2, "test_datasets": 2, "test_init_params": 3, "test_linear1": 3,
         "test_accuracy": 2, "test_mnist_loss": 3, "test_dataloader": 4}
@@ -96,3 +96,13 @@ def test_progress_and_table_are_printed(graded_course):
     assert "/min, about " in out and "running submissions on 2 local workers (1 process)" in out
     assert "full_marks" in out.split("student")[-1]
     assert "graded in" in out
+
+
+def test_demo_grades_the_samples(tmp_path):
+    """`make demo` runs `coursekit demo mnist_sgd`: the samples are written, graded and tabled."""
+    course = make_course(tmp_path / "course")
+    result = run_coursekit(course, "demo", ASSIGNMENT)
+    assert "8 of 8 graded in" in result.stdout
+    assert "Hidden checks failed most often (of 8 submissions):" in result.stdout
+    rows = {row["student"]: row for row in read_csv(course / "reports" / ASSIGNMENT / "grades.csv")}
+    assert rows["full_marks"]["total"] == "21" and rows["labels_reversed"]["total"] == "20"
