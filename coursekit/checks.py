@@ -58,7 +58,8 @@ class ProbeValues:
             raise StepFailed(f"the grader has no value {name!r} for {step!r}")
         if "error" in entry:
             cause = result.get("cell_error") or entry["error"]
-            if NOT_ATTEMPTED in cause:
+            # the stub itself, or a stub that an earlier unfinished step kept from running to its end
+            if NOT_ATTEMPTED in cause or entry["error"].startswith(NOT_ATTEMPTED):
                 raise StepFailed("not attempted yet: the answer cell still raises NotImplementedError")
             raise StepFailed(f"{name}: {entry['error']}" + (f" (your cell raised {cause})" if result.get("cell_error") else ""))
         return entry["ok"]
