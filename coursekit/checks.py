@@ -151,6 +151,14 @@ def step_scores(results: list[CheckResult]) -> dict[str, tuple[float, float]]:
     return scores
 
 
+def require_working_reference(probes: dict, notebook) -> dict:
+    """The reference solution's probe values, or an error naming the steps where it fails its own probes."""
+    broken = {step: r.get("probe_error") or r.get("cell_error") for step, r in probes.items() if r.get("probe_error") or r.get("cell_error")}
+    if broken:
+        raise RuntimeError(f"the reference solution {notebook} fails its own probes: {broken}")
+    return probes
+
+
 _reference_cache: dict[str, dict] = {}
 
 
@@ -161,10 +169,7 @@ def reference_probes(source_notebook: Path, assignment: str, checks_root: Path, 
     if key not in _reference_cache:
         notebook = nbformat.read(source_notebook, as_version=4)
         _, probes = execute_and_probe(notebook, assignment, checks_root, source_notebook.parent, **traits)
-        broken = {step: r.get("probe_error") or r.get("cell_error") for step, r in probes.items() if r.get("probe_error") or r.get("cell_error")}
-        if broken:
-            raise RuntimeError(f"the reference solution {source_notebook} fails its own probes: {broken}")
-        _reference_cache[key] = probes
+        _reference_cache[key] = require_working_reference(probes, source_notebook)
     return _reference_cache[key]
 
 

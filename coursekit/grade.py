@@ -78,17 +78,16 @@ def prepare_gradebook(root: Path, assignment: str) -> None:
         raise CourseError(f"nbgrader could not read source/{assignment}: {autograde_failure(result)}")
 
 
-def autograde_and_feedback(api, root: Path, assignment: str, student: str, notebook_names: list[str], started: float) -> SubmissionOutcome:
-    """nbgrader's autograde (which writes the gradebook) and feedback for one submission."""
-    problem = submission_problem(root, Path("submitted") / student / assignment, notebook_names)
-    if not problem:
-        result = api.autograde(assignment, student, force=True, create=True)
-        if not result["success"]:
-            problem = autograde_failure(result)
-        else:
-            feedback = api.generate_feedback(assignment, student, force=True)
-            if not feedback["success"]:
-                problem = f"graded, but its feedback could not be written: {autograde_failure(feedback)}"
+def autograde_and_feedback(api, assignment: str, student: str, started: float) -> SubmissionOutcome:
+    """nbgrader's autograde (which writes the gradebook) and feedback for one submission whose files are usable."""
+    problem = ""
+    result = api.autograde(assignment, student, force=True, create=True)
+    if not result["success"]:
+        problem = autograde_failure(result)
+    else:
+        feedback = api.generate_feedback(assignment, student, force=True)
+        if not feedback["success"]:
+            problem = f"graded, but its feedback could not be written: {autograde_failure(feedback)}"
     return SubmissionOutcome(student, not problem or problem.startswith("graded"), problem, time.monotonic() - started)
 
 
@@ -153,7 +152,7 @@ def grade_assignment(root: Path, assignment: str, students: list[str] | None = N
                     save_run(Path(replay_dir), future.result())
                 except Exception as exc:  # the worker itself failed: nbgrader runs this one here instead
                     print(f"{student}: the worker failed ({type(exc).__name__}: {exc}); grading it here", flush=True)
-                outcomes.append(autograde_and_feedback(api, root, assignment, student, notebook_names, started[student]))
+                outcomes.append(autograde_and_feedback(api, assignment, student, started[student]))
                 if on_outcome:
                     on_outcome(len(outcomes), len(students), outcomes[-1])
     finally:

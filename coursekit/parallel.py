@@ -155,16 +155,14 @@ def run_submission(job: SubmissionJob, bundle: CheckBundle) -> SubmissionRun:
 
 def run_reference(job: SubmissionJob, bundle: CheckBundle) -> dict:
     """The reference solution's probe values, per notebook; raises if the solution fails its own probes."""
+    from .checks import require_working_reference
+
     reference = {}
     with tempfile.TemporaryDirectory(prefix="coursekit-reference-") as scratch:
         workdir = write_files(Path(scratch), job.files)
         for name in job.notebooks:
             _, probes = execute_notebook(job.files[name], workdir, bundle, "reference", name)
-            broken = {step: r.get("probe_error") or r.get("cell_error") for step, r in probes.items()
-                      if r.get("probe_error") or r.get("cell_error")}
-            if broken:
-                raise RuntimeError(f"the reference solution {name} fails its own probes: {broken}")
-            reference[name] = probes
+            reference[name] = require_working_reference(probes, name)
     return reference
 
 
