@@ -60,6 +60,8 @@ def cmd_grade(args) -> int:
         return 1
     if args.workers is not None and args.workers < 1:
         raise CourseError(f"--workers must be at least 1, not {args.workers}")
+    if args.lms and not args.roster:  # before grading, not after it
+        raise CourseError("--lms needs --roster, the roster CSV exported from the LMS")
     print(f"grading {len(students)} submission(s) of {args.assignment}", flush=True)
     progress = Progress()
     outcomes = grade_assignment(args.root, args.assignment, students, on_outcome=progress.show,
@@ -71,8 +73,6 @@ def cmd_grade(args) -> int:
     print(format_table(report))
     print(format_check_summary(report["folder"] / "checks.csv", len(outcomes)))
     if args.lms:
-        if not args.roster:
-            raise CourseError("--lms needs --roster, the roster CSV exported from the LMS")
         from .lms import write_lms_grades
 
         target = report["folder"] / f"grades-{args.lms}.csv"

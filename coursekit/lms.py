@@ -33,29 +33,45 @@ UPLOAD_NAMES = {
 }
 
 
-def read_roster(path: Path, lms: str) -> dict[str, str]:
-    """LMS id -> the course's student id, from the roster CSV the LMS exports."""
+def roster_rows(path: Path, lms: str) -> list[dict]:
+    """The rows of the roster CSV the LMS exports, once it has the columns that identify students."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             rows = list(csv.DictReader(f))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise CourseError(f"the roster {path} could not be read: {exc}") from exc
     columns = set(rows[0]) if rows else set()
-    if lms == "canvas":
-        if "ID" not in columns:
-            raise CourseError(f"the roster {path} has no 'ID' column: export it from the Canvas gradebook")
-        login = next((c for c in ("SIS Login ID", "SIS User ID") if c in columns), "ID")
-        return {r["ID"].strip(): (r[login] or r["ID"]).strip() for r in rows if r["ID"].strip().isdigit()}
-    if "Identifier" not in columns or ("ID number" not in columns and "Email address" not in columns):
+    if lms == "canvas" and "ID" not in columns:
+        raise CourseError(f"the roster {path} has no 'ID' column: export it from the Canvas gradebook")
+    if lms == "moodle" and ("Identifier" not in columns or ("ID number" not in columns and "Email address" not in columns)):
         raise CourseError(f"the roster {path} needs 'Identifier' and 'ID number' or 'Email address' columns: "
                           "export Moodle's grading worksheet")
-    roster = {}
-    for r in rows:
-        lms_id = re.sub(r"\D", "", r["Identifier"])
-        student = (r.get("ID number") or "").strip() or (r.get("Email address") or "").split("@")[0].strip()
-        if lms_id and student:
-            roster[lms_id] = student
-    return roster
+    return rows
+
+
+def lms_id(row: dict, lms: str) -> str:
+    """The LMS's own id of a roster row: Canvas's user id, Moodle's participant number ('' for other rows)."""
+    if lms == "canvas":
+        return row["ID"].strip() if row["ID"].strip().isdigit() else ""  # not Canvas's "Points Possible" line
+    return re.sub(r"\D", "", row["Identifier"])
+
+
+def student_id(row: dict, lms: str) -> str:
+    """The course's id of a roster row's student."""
+    if lms == "canvas":
+        login = next((c for c in ("SIS Login ID", "SIS User ID") if c in row), "ID")
+        return (row[login] or row["ID"]).strip()
+    return (row.get("ID number") or "").strip() or (row.get("Email address") or "").split("@")[0].strip()
+
+
+def roster_map(rows: list[dict], lms: str) -> dict[str, str]:
+    """LMS id -> the course's student id."""
+    return {lms_id(r, lms): student_id(r, lms) for r in rows if lms_id(r, lms) and student_id(r, lms)}
+
+
+def read_roster(path: Path, lms: str) -> dict[str, str]:
+    """LMS id -> the course's student id, from the roster CSV the LMS exports."""
+    return roster_map(roster_rows(path, lms), lms)
 
 
 def notebook_name(uploaded: str, notebooks: list[str]) -> str:
@@ -123,24 +139,22 @@ def collect_uploads(root: Path, assignment: str, archive: Path, lms: str, roster
 
 def write_lms_grades(path: Path, lms: str, assignment: str, rows: list[dict], roster_path: Path) -> int:
     """The grades in the LMS's import layout; returns how many rows have a grade."""
-    with open(roster_path, newline="", encoding="utf-8-sig") as f:
-        roster_rows = list(csv.DictReader(f))
+    roster = roster_rows(roster_path, lms)
     by_student = {row["student"]: row for row in rows}
-    lms_to_student = read_roster(roster_path, lms)
+    lms_to_student = roster_map(roster, lms)
     written = 0
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         if lms == "canvas":
-            keep = [c for c in ("Student", "ID", "SIS User ID", "SIS Login ID", "Section") if c in roster_rows[0]]
+            keep = [c for c in ("Student", "ID", "SIS User ID", "SIS Login ID", "Section") if c in roster[0]]
             writer.writerow([*keep, assignment])
         else:
-            keep = [c for c in ("Identifier", "Full name", "Email address") if c in roster_rows[0]]
+            keep = [c for c in ("Identifier", "Full name", "Email address") if c in roster[0]]
             writer.writerow([*keep, "Grade", "Maximum Grade"])
-        for r in roster_rows:
-            lms_id = r["ID"].strip() if lms == "canvas" else re.sub(r"\D", "", r["Identifier"])
-            row = by_student.get(lms_to_student.get(lms_id, ""))
-            if lms == "canvas" and not lms_id.isdigit():
+        for r in roster:
+            if lms == "canvas" and not lms_id(r, lms):
                 continue  # Canvas's "Points Possible" line and the like
+            row = by_student.get(lms_to_student.get(lms_id(r, lms), ""))
             grade = f"{row['total']:g}" if row and row["status"] != "not graded" else ""
             written += bool(grade)
             writer.writerow([r[c] for c in keep] + ([grade] if lms == "canvas" else [grade, f"{row['max_total']:g}" if row else ""]))
