@@ -17,7 +17,7 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/coursekit demo mnist_sgd
+	$(VENV)/bin/coursekit demo
 
 test: $(STAMP)
 	$(VENV)/bin/pytest

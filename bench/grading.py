@@ -39,7 +39,7 @@ def make_course(folder: Path, k: int) -> Path:
     shutil.copy(REPO / "course_config.py", folder / "course_config.py")
     source = folder / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     release = folder / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
-    mix = [None, *(s for s in SAMPLES if s.mistake)]
+    mix = [None, *(s for s in SAMPLES[ASSIGNMENT] if s.mistake)]
     for i in range(k):
         sample = mix[i % len(mix)]
         write_submission(folder, ASSIGNMENT, f"student{i:04d}", make_submission(source, release, sample))

@@ -48,6 +48,18 @@ class ProbeValues:
         self.probes, self.who = probes, who
 
     def value(self, step: str, name: str):
+        """What the probe brought back under `name`; a value that raised fails the check with the error as hint."""
+        result, entry = self._entry(step, name)
+        if "error" in entry:
+            cause = result.get("cell_error") or entry["error"]
+            raise StepFailed(f"{name}: {entry['error']}" + (f" (your cell raised {cause})" if result.get("cell_error") else ""))
+        return entry["ok"]
+
+    def error(self, step: str, name: str) -> str | None:
+        """The error the student's code raised for `name`, or None: for checks that explain particular errors."""
+        return self._entry(step, name)[1].get("error")
+
+    def _entry(self, step: str, name: str) -> tuple[dict, dict]:
         result = self.probes.get(step)
         if result is None:
             raise StepFailed(f"this step was not checked: the grader has no values for {step!r}")
@@ -56,13 +68,10 @@ class ProbeValues:
         entry = result["values"].get(name)
         if entry is None:
             raise StepFailed(f"the grader has no value {name!r} for {step!r}")
-        if "error" in entry:
-            cause = result.get("cell_error") or entry["error"]
-            # the stub itself, or a stub that an earlier unfinished step kept from running to its end
-            if NOT_ATTEMPTED in cause or entry["error"].startswith(NOT_ATTEMPTED):
-                raise StepFailed("not attempted yet: the answer cell still raises NotImplementedError")
-            raise StepFailed(f"{name}: {entry['error']}" + (f" (your cell raised {cause})" if result.get("cell_error") else ""))
-        return entry["ok"]
+        # the stub itself, or a stub that an earlier unfinished step kept from running to its end
+        if "error" in entry and (NOT_ATTEMPTED in (result.get("cell_error") or entry["error"]) or entry["error"].startswith(NOT_ATTEMPTED)):
+            raise StepFailed("not attempted yet: the answer cell still raises NotImplementedError")
+        return result, entry
 
     def tensor(self, step: str, name: str) -> torch.Tensor:
         found = self.value(step, name)

@@ -5,7 +5,7 @@
               [--workers N]         ... N submissions at once (default: one per core)
               [--scheduler tcp://HOST:PORT]  ... on the workers of a Dask cluster
               [--lms canvas|moodle --roster CSV]  ... also grades-<lms>.csv for the LMS to import
-    coursekit demo                  put sample submissions in submitted/ and grade them
+    coursekit demo [ASSIGNMENT...]  put sample submissions in submitted/ and grade them (default: all)
     coursekit check NOTEBOOK        for students: run the notebook's visible tests, say what to fix
     coursekit bundle ASSIGNMENT     zip release/ASSIGNMENT for an LMS
     coursekit collect ASSIGNMENT ZIP --lms canvas|moodle --roster CSV
@@ -125,10 +125,19 @@ def cmd_collect(args) -> int:
 def cmd_demo(args) -> int:
     from .samples import DEMO_SAMPLES, write_samples
 
-    names = write_samples(args.root, args.assignment, DEMO_SAMPLES)
-    print(f"wrote {len(names)} sample submissions to submitted/: {', '.join(names)}")
-    args.student = names
-    return cmd_grade(args)
+    assignments = args.assignments or [a for a in DEMO_SAMPLES if (args.root / "source" / a).is_dir()]
+    unknown = [a for a in assignments if a not in DEMO_SAMPLES]
+    if unknown:
+        raise CourseError(f"no sample submissions for {', '.join(unknown)}; there are for {', '.join(DEMO_SAMPLES)}")
+    for number, assignment in enumerate(assignments):
+        print(f"{'' if number == 0 else chr(10)}== {assignment} ==", flush=True)
+        names = write_samples(args.root, assignment, DEMO_SAMPLES[assignment])
+        print(f"wrote {len(names)} sample submissions to submitted/: {', '.join(names)}")
+        args.assignment, args.student = assignment, names
+        code = cmd_grade(args)
+        if code:
+            return code
+    return 0
 
 
 def add_lms_options(parser, required: bool) -> None:
@@ -170,8 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     collect.add_argument("archive", type=Path, help="the zip of all uploads, as Canvas or Moodle lets you download it")
     add_lms_options(collect, required=True)
     collect.set_defaults(run=cmd_collect)
-    demo = commands.add_parser("demo", help="grade sample submissions of an assignment")
-    demo.add_argument("assignment", nargs="?", default="mnist_sgd")
+    demo = commands.add_parser("demo", help="grade sample submissions of each assignment")
+    demo.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="the assignments (default: every one with samples)")
     add_worker_options(demo)
     add_lms_options(demo, required=False)
     demo.set_defaults(run=cmd_demo)

@@ -57,7 +57,7 @@ class Sample:
     hint: str = ""  # words the hint for the mistake must contain
 
 
-SAMPLES = [
+MNIST_SGD_SAMPLES = [
     Sample("labels_reversed", "labels", (("[1]*len(threes) + [0]*len(sevens)", "[0]*len(threes) + [1]*len(sevens)"),
                                           ("[1]*len(valid_3_tens) + [0]*len(valid_7_tens)", "[0]*len(valid_3_tens) + [1]*len(valid_7_tens)")), hint="reversed"),
     Sample("no_unsqueeze", "labels", ((".unsqueeze(1)", ""),), hint="unsqueeze"),
@@ -99,7 +99,71 @@ SAMPLES = [
     Sample("random_shuffle_loader", "dataloader", ((None, DATALOADER_RANDOM_SHUFFLE),), mistake=False),
     Sample("torch_loader_wrapper", "dataloader", ((None, DATALOADER_TORCH_WRAPPER),), mistake=False),
 ]
-DEMO_SAMPLES = ["labels_reversed", "non_leaf_params", "threshold_half", "loss_detached", "shuffle_once", "torch_loader_wrapper"]
+
+TRAIN_EPOCH_NO_GRAD = '''
+def train_epoch(model, lr, params):
+    for xb, yb in dl:
+        calc_grad(xb, yb, model)
+        with torch.no_grad():
+            for p in params:
+                p -= lr * p.grad
+                p.grad = None
+'''
+
+BASIC_OPTIM_NO_GRAD = '''
+class BasicOptim:
+    "Steps under torch.no_grad() and zeroes the gradients in place."
+    def __init__(self, params, lr):
+        self.params = [p for p in params]
+        self.lr = lr
+
+    @torch.no_grad()
+    def step(self):
+        for p in self.params:
+            p.sub_(self.lr * p.grad)
+
+    def zero_grad(self):
+        for p in self.params:
+            if p.grad is not None:
+                p.grad.zero_()
+'''
+
+SGD_TRAINING_SAMPLES = [
+    Sample("no_backward", "calc_grad", (("\n    loss.backward()", ""),), hint="backward"),
+    Sample("calc_grad_uses_linear1", "calc_grad", (("preds = model(xb)", "preds = linear1(xb)"),), hint="linear1"),
+    Sample("grads_never_zeroed", "train_epoch", (("\n            p.grad.zero_()", ""),), hint="accumulate"),
+    Sample("updates_p_in_place", "train_epoch", (("p.data -= p.grad*lr", "p -= p.grad*lr"),), hint="p.data"),
+    Sample("rebinds_p", "train_epoch", (("p.data -= p.grad*lr", "p = p - p.grad*lr"),), hint="p.data"),
+    Sample("steps_up_the_gradient", "train_epoch", (("p.data -= p.grad*lr", "p.data += p.grad*lr"),), hint="up the gradient"),
+    Sample("loops_over_dataset", "train_epoch", (("for xb, yb in dl:", "for xb, yb in dset:"),), hint="DataLoader"),
+    Sample("thresholds_logits_at_half", "batch_accuracy", (("preds = xb.sigmoid()", "preds = xb"),), hint="sigmoid"),
+    Sample("batch_accuracy_counts", "batch_accuracy", (("correct.float().mean()", "correct.float().sum()"),), hint=".sum()"),
+    Sample("validates_on_training_set", "validate_epoch", (("for xb, yb in valid_dl]", "for xb, yb in dl]"),), hint="training set"),
+    Sample("optim_steps_up", "basic_optim", (("p.data -= p.grad.data * self.lr", "p.data += p.grad.data * self.lr"),), hint="up the gradient"),
+    Sample("zero_grad_does_nothing", "basic_optim", (("p.grad = None", "pass"),), hint="zero_grad"),
+    Sample("optim_keeps_generator", "basic_optim", (("self.params, self.lr = list(params), lr", "self.params, self.lr = params, lr"),), hint="generator"),
+    Sample("train_model_no_zero_grad", "train_model", (("            opt.zero_grad()\n", ""),), hint="zero_grad"),
+    Sample("validates_once", "train_model", (("        accs.append(validate_epoch(model))\n    return accs",
+                                              "    accs.append(validate_epoch(model))\n    return accs"),), hint="accuracies"),
+    Sample("learning_rate_too_small", "training_run", (("BasicOptim(linear_model.parameters(), lr)", "BasicOptim(linear_model.parameters(), 1e-4)"),), hint="0.9"),
+    Sample("no_plot", "training_run", (("plt.plot(range(1, len(accs) + 1), accs)\nplt.xlabel('epoch')\nplt.ylabel('validation accuracy');", "accs"),), hint="plot"),
+    # equivalent code: full marks
+    Sample("one_line_calc_grad", "calc_grad", ((None, "def calc_grad(xb, yb, model):\n    mnist_loss(model(xb), yb).backward()"),), mistake=False),
+    Sample("no_grad_update", "train_epoch", ((None, TRAIN_EPOCH_NO_GRAD),), mistake=False),
+    Sample("accuracy_from_logits", "batch_accuracy", ((None, "def batch_accuracy(xb, yb):\n    return ((xb > 0).long() == yb).float().mean().item()"),), mistake=False),
+    Sample("validate_counts_all_items", "validate_epoch", ((None, "def validate_epoch(model):\n    right = total = 0\n    for xb, yb in valid_dl:\n"
+                                                            "        right += ((model(xb).sigmoid() > 0.5) == yb).sum().item()\n        total += len(yb)\n    return right / total"),), mistake=False),
+    Sample("optim_under_no_grad", "basic_optim", ((None, BASIC_OPTIM_NO_GRAD),), mistake=False),
+    Sample("zero_grad_first", "train_model", (("            calc_grad(xb, yb, model)\n            opt.step()\n            opt.zero_grad()",
+                                               "            opt.zero_grad()\n            calc_grad(xb, yb, model)\n            opt.step()"),), mistake=False),
+    Sample("plot_without_x", "training_run", (("plt.plot(range(1, len(accs) + 1), accs)", "plt.plot(accs, marker='o')"),), mistake=False),
+]
+
+SAMPLES = {"mnist_sgd": MNIST_SGD_SAMPLES, "sgd_training": SGD_TRAINING_SAMPLES}
+DEMO_SAMPLES = {
+    "mnist_sgd": ["labels_reversed", "non_leaf_params", "threshold_half", "loss_detached", "shuffle_once", "torch_loader_wrapper"],
+    "sgd_training": ["grads_never_zeroed", "updates_p_in_place", "thresholds_logits_at_half", "optim_keeps_generator", "no_grad_update"],
+}
 
 
 def solution_code(source: str) -> str:
@@ -157,7 +221,7 @@ def write_samples(root: Path, assignment: str, names: list[str] | None = None) -
     """Write the named samples, plus a full solution and the untouched release, as submissions."""
     source = root / "source" / assignment / f"{assignment}.ipynb"
     release = root / "release" / assignment / f"{assignment}.ipynb"
-    chosen = [s for s in SAMPLES if names is None or s.name in names]
+    chosen = [s for s in SAMPLES.get(assignment, []) if names is None or s.name in names]
     write_submission(root, assignment, "full_marks", make_submission(source, release, None))
     write_submission(root, assignment, "untouched_release", nbformat.read(release, as_version=4))
     for sample in chosen:

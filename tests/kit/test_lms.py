@@ -25,7 +25,7 @@ Participant 1234569,Ann Smith,asmith@uni.example,Submitted for grading,,23.00,
 def notebooks(course):
     source = course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     release = course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
-    mistake = next(s for s in SAMPLES if s.name == "labels_reversed")
+    mistake = next(s for s in SAMPLES["mnist_sgd"] if s.name == "labels_reversed")
     return nbformat.writes(make_submission(source, release, None)), nbformat.writes(make_submission(source, release, mistake))
 
 

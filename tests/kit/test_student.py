@@ -56,7 +56,7 @@ def test_full_solution_passes_every_step(tmp_path):
 
 
 def test_typical_mistake_fails_its_step_with_the_visible_message(tmp_path):
-    sample = next(s for s in SAMPLES if s.name == "labels_reversed")
+    sample = next(s for s in SAMPLES["mnist_sgd"] if s.name == "labels_reversed")
     result = check(tmp_path, notebook=make_submission(SOURCE, RELEASE, sample))
     assert result.returncode == 1
     got = states(result.stdout)
@@ -65,7 +65,7 @@ def test_typical_mistake_fails_its_step_with_the_visible_message(tmp_path):
 
 
 def test_check_shows_no_hidden_check_or_reference(tmp_path):
-    sample = next(s for s in SAMPLES if s.name == "threshold_half")
+    sample = next(s for s in SAMPLES["mnist_sgd"] if s.name == "threshold_half")
     out = check(tmp_path, notebook=make_submission(SOURCE, RELEASE, sample)).stdout
     assert "FAILED" in out
     names = hidden_check_names()
