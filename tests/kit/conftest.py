@@ -14,6 +14,7 @@ from coursekit.samples import SAMPLES, make_submission, write_samples, write_sub
 
 REPO = Path(__file__).resolve().parents[2]
 ASSIGNMENT = "mnist_sgd"
+TRAINING = "sgd_training"  # the second assignment, graded by the same machinery
 COURSEKIT = [sys.executable, "-m", "coursekit.cli"]
 # Short limits, so that the hanging submission costs seconds, not minutes
 TEST_LIMITS = "\nc.ExecuteAndProbe.timeout = 15\nc.ExecuteAndProbe.probe_timeout = 5\n"
@@ -35,10 +36,10 @@ def run_coursekit(course: Path, *args, check=True) -> subprocess.CompletedProces
     return result
 
 
-def hidden_check_names() -> list[str]:
+def hidden_check_names(assignment: str = ASSIGNMENT) -> list[str]:
     """The names of the hidden checks and probes: none may appear in anything students see."""
     names = []
-    for module in (REPO / "tests" / "hidden" / ASSIGNMENT).glob("*.py"):
+    for module in (REPO / "tests" / "hidden" / assignment).glob("*.py"):
         for node in ast.walk(ast.parse(module.read_text())):
             if isinstance(node, ast.FunctionDef) and node.name.startswith(("test_", "probe_")):
                 names.append(node.name)
@@ -77,5 +78,24 @@ def graded_course(tmp_path_factory):
     return {"course": course, "output": result.stdout, "grades": grades, "checks": checks}
 
 
-MISTAKES = [s for s in SAMPLES if s.mistake]
-EQUIVALENTS = [s for s in SAMPLES if not s.mistake]
+def notebook_paths(course: Path, assignment: str) -> tuple[Path, Path]:
+    return (course / "source" / assignment / f"{assignment}.ipynb", course / "release" / assignment / f"{assignment}.ipynb")
+
+
+@pytest.fixture(scope="session")
+def graded_training(tmp_path_factory):
+    """Every sample submission of the second assignment, graded in one run; one of them twice."""
+    course = make_course(tmp_path_factory.mktemp("training"))
+    write_samples(course, TRAINING)
+    # graded under two names: a seeded training run must give the very same outcome both times
+    again = next(s for s in SAMPLES[TRAINING] if s.name == "learning_rate_too_small")
+    write_submission(course, TRAINING, "learning_rate_too_small_again", make_submission(*notebook_paths(course, TRAINING), again))
+    result = run_coursekit(course, "grade", TRAINING, "--workers", "2")
+    grades = {row["student"]: row for row in read_csv(course / "reports" / TRAINING / "grades.csv")}
+    checks = read_csv(course / "reports" / TRAINING / "checks.csv")
+    return {"course": course, "output": result.stdout, "grades": grades, "checks": checks}
+
+
+GRADED = {ASSIGNMENT: "graded_course", TRAINING: "graded_training"}
+MISTAKES = [(a, s) for a in GRADED for s in SAMPLES[a] if s.mistake]
+EQUIVALENTS = [(a, s) for a in GRADED for s in SAMPLES[a] if not s.mistake]

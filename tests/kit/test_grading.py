@@ -1,46 +1,64 @@
 """The whole flow on a real course directory: nbgrader's autograde with coursekit's
 probes and hidden checks, one `coursekit grade` run over many submissions."""
 import pytest
-from conftest import ASSIGNMENT, EQUIVALENTS, MISTAKES, make_course, read_csv, run_coursekit
+from conftest import ASSIGNMENT, EQUIVALENTS, GRADED, MISTAKES, TRAINING, make_course, read_csv, run_coursekit
 
-FULL = {"test_flatten": 2, "test_labels": 2, "test_datasets": 2, "test_init_params": 3, "test_linear1": 3,
-        "test_accuracy": 2, "test_mnist_loss": 3, "test_dataloader": 4}
-
-
-def scores(row):
-    return {name: float(row[name]) for name in FULL}
-
-
-def test_source_solution_earns_full_marks(graded_course):
-    row = graded_course["grades"]["full_marks"]
-    assert row["status"] == "graded (manual part pending)"
-    assert scores(row) == FULL
-    assert row["loss_vs_metric"] == ""  # the written answer waits for a person
+FULL_SCORES = {
+    ASSIGNMENT: {"test_flatten": 2, "test_labels": 2, "test_datasets": 2, "test_init_params": 3, "test_linear1": 3,
+                 "test_accuracy": 2, "test_mnist_loss": 3, "test_dataloader": 4},
+    TRAINING: {"test_calc_grad": 2, "test_train_epoch": 5, "test_batch_accuracy": 2, "test_validate_epoch": 2,
+               "test_basic_optim": 3, "test_train_model": 3, "test_training_run": 4},
+}
+FULL = FULL_SCORES[ASSIGNMENT]
+ASSIGNMENTS = pytest.mark.parametrize("assignment", list(GRADED))
 
 
-def test_untouched_release_earns_zero(graded_course):
-    row = graded_course["grades"]["untouched_release"]
+def scores(row, assignment=ASSIGNMENT):
+    return {name: float(row[name]) for name in FULL_SCORES[assignment]}
+
+
+@pytest.fixture
+def graded(request, assignment):
+    """The session's graded course of this assignment."""
+    return request.getfixturevalue(GRADED[assignment])
+
+
+@ASSIGNMENTS
+def test_source_solution_earns_full_marks(graded, assignment):
+    row = graded["grades"]["full_marks"]
+    assert scores(row, assignment) == FULL_SCORES[assignment]
+    if assignment == ASSIGNMENT:
+        assert row["status"] == "graded (manual part pending)"
+        assert row["loss_vs_metric"] == ""  # the written answer waits for a person
+    else:
+        assert row["status"] == "graded" and float(row["total"]) == sum(FULL_SCORES[assignment].values())
+
+
+@ASSIGNMENTS
+def test_untouched_release_earns_zero(graded, assignment):
+    row = graded["grades"]["untouched_release"]
     assert row["status"].startswith("graded")
-    assert set(scores(row).values()) == {0.0}
-    hints = {c["hint"] for c in graded_course["checks"] if c["student"] == "untouched_release"}
+    assert set(scores(row, assignment).values()) == {0.0}
+    hints = {c["hint"] for c in graded["checks"] if c["student"] == "untouched_release"}
     assert hints == {"not attempted yet: the answer cell still raises NotImplementedError"}, hints
 
 
-@pytest.mark.parametrize("sample", MISTAKES, ids=lambda s: s.name)
-def test_mistake_costs_points_in_its_own_step_only(graded_course, sample):
-    got = scores(graded_course["grades"][sample.name])
+@pytest.mark.parametrize("assignment,sample", MISTAKES, ids=lambda v: getattr(v, "name", v))
+def test_mistake_costs_points_in_its_own_step_only(graded, assignment, sample):
+    full = FULL_SCORES[assignment]
+    got = scores(graded["grades"][sample.name], assignment)
     step = f"test_{sample.step}"
-    assert 0 <= got[step] < FULL[step], f"{sample.name} should lose points in {step}"
-    assert {k: v for k, v in got.items() if k != step} == {k: v for k, v in FULL.items() if k != step}
-    failed = [c for c in graded_course["checks"] if c["student"] == sample.name and c["passed"] == "False"]
+    assert 0 <= got[step] < full[step], f"{sample.name} should lose points in {step}"
+    assert {k: v for k, v in got.items() if k != step} == {k: v for k, v in full.items() if k != step}
+    failed = [c for c in graded["checks"] if c["student"] == sample.name and c["passed"] == "False"]
     assert [c["step"] for c in failed] and {c["step"] for c in failed} == {sample.step}
     assert len(failed) == 1, f"one mistake should fail one check, not {[c['check'] for c in failed]}"
     assert sample.hint.lower() in failed[0]["hint"].lower(), failed[0]["hint"]
 
 
-@pytest.mark.parametrize("sample", EQUIVALENTS, ids=lambda s: s.name)
-def test_equivalent_code_earns_full_marks(graded_course, sample):
-    assert scores(graded_course["grades"][sample.name]) == FULL
+@pytest.mark.parametrize("assignment,sample", EQUIVALENTS, ids=lambda v: getattr(v, "name", v))
+def test_equivalent_code_earns_full_marks(graded, assignment, sample):
+    assert scores(graded["grades"][sample.name], assignment) == FULL_SCORES[assignment]
 
 
 def test_not_a_notebook_is_reported_and_others_graded(graded_course):
@@ -98,11 +116,28 @@ def test_progress_and_table_are_printed(graded_course):
     assert "graded in" in out
 
 
-def test_demo_grades_the_samples(tmp_path):
-    """`make demo` runs `coursekit demo mnist_sgd`: the samples are written, graded and tabled."""
+def test_seeded_training_run_is_judged_the_same_every_time(graded_training):
+    hints = [[c["hint"] for c in graded_training["checks"] if c["student"] == student and c["step"] == "training_run"]
+             for student in ("learning_rate_too_small", "learning_rate_too_small_again")]
+    assert hints[0] == hints[1] and any("validation accuracy is only" in h for h in hints[0]), hints
+
+
+def test_training_feedback_shows_the_plot_and_the_hint(graded_training):
+    html = (graded_training["course"] / "feedback" / "grads_never_zeroed" / TRAINING / f"{TRAINING}.html").read_text()
+    assert "the gradients are never reset, so they accumulate" in html
+    assert "4 of 5 points" in html
+    assert "data:image/png;base64," in html  # the accuracy plot drawn by the training run
+
+
+def test_demo_grades_the_samples_of_every_assignment(tmp_path):
+    """`make demo` runs `coursekit demo`: the samples of both assignments are written, graded and tabled."""
     course = make_course(tmp_path / "course")
-    result = run_coursekit(course, "demo", ASSIGNMENT)
-    assert "8 of 8 graded in" in result.stdout
+    result = run_coursekit(course, "demo")
+    assert result.stdout.index("== mnist_sgd ==") < result.stdout.index("== sgd_training ==")
+    assert "8 of 8 graded in" in result.stdout and "7 of 7 graded in" in result.stdout
     assert "Hidden checks failed most often (of 8 submissions):" in result.stdout
     rows = {row["student"]: row for row in read_csv(course / "reports" / ASSIGNMENT / "grades.csv")}
     assert rows["full_marks"]["total"] == "21" and rows["labels_reversed"]["total"] == "20"
+    rows = {row["student"]: row for row in read_csv(course / "reports" / TRAINING / "grades.csv")}
+    assert rows["full_marks"]["total"] == "21" and rows["untouched_release"]["total"] == "0"
+    assert float(rows["grads_never_zeroed"]["total"]) == 20

@@ -5,16 +5,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ASSIGNMENT, REPO, hidden_check_names, make_course, run_coursekit
+from conftest import ASSIGNMENT, REPO, TRAINING, hidden_check_names, make_course, run_coursekit
 
 from coursekit.release import leaked_lines, protected_lines
 
 
-@pytest.fixture(scope="module")
-def fresh_release(tmp_path_factory):
+@pytest.fixture(scope="module", params=[ASSIGNMENT, TRAINING])
+def fresh_release(request, tmp_path_factory):
     course = make_course(tmp_path_factory.mktemp("release"))
-    run_coursekit(course, "release", ASSIGNMENT)
-    return course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    run_coursekit(course, "release", request.param)
+    return request.param, course / "release" / request.param / f"{request.param}.ipynb"
 
 
 def cells(path):
@@ -22,20 +22,23 @@ def cells(path):
 
 
 def test_committed_release_matches_source(fresh_release):
-    assert cells(REPO / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb") == cells(fresh_release), \
-        "release/ is out of date: run `coursekit release mnist_sgd` and commit it"
+    assignment, released = fresh_release
+    assert cells(REPO / "release" / assignment / f"{assignment}.ipynb") == cells(released), \
+        f"release/ is out of date: run `coursekit release {assignment}` and commit it"
 
 
 def test_release_reveals_no_solution_line(fresh_release):
-    source = REPO / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    assignment, released = fresh_release
+    source = REPO / "source" / assignment / f"{assignment}.ipynb"
     assert len(protected_lines(source)) > 10  # the check has something to look for
-    assert leaked_lines(source, fresh_release) == []
+    assert leaked_lines(source, released) == []
 
 
 def test_release_holds_no_hidden_check(fresh_release):
-    text = fresh_release.read_text()
-    assert [name for name in hidden_check_names() if name in text] == []
-    assert sorted(p.name for p in fresh_release.parent.iterdir()) == [f"{ASSIGNMENT}.ipynb"]
+    assignment, released = fresh_release
+    text = released.read_text()
+    assert [name for name in hidden_check_names(assignment) if name in text] == []
+    assert sorted(p.name for p in released.parent.iterdir()) == [f"{assignment}.ipynb"]
 
 
 def test_leak_check_can_fail(tmp_path):
@@ -45,14 +48,25 @@ def test_leak_check_can_fail(tmp_path):
     assert "BEGIN SOLUTION" in leaked_lines(source, tmp_path / "leaky.ipynb")
 
 
-def test_check_points_match_notebook_points():
+def test_solution_line_in_prose_is_a_leak_but_a_given_signature_is_not(tmp_path):
+    source = REPO / "source" / TRAINING / f"{TRAINING}.ipynb"
+    release = json.loads((REPO / "release" / TRAINING / f"{TRAINING}.ipynb").read_text())
+    # train_epoch's solution calls calc_grad(xb, yb, model), which the given `def calc_grad(xb, yb, model):` shows anyway
+    assert "calc_grad(xb, yb, model)" in protected_lines(source)
+    release["cells"][0]["source"] = "".join(release["cells"][0]["source"]) + "\nHint: p.data -= p.grad*lr"
+    (tmp_path / "hinted.ipynb").write_text(json.dumps(release))
+    assert leaked_lines(source, tmp_path / "hinted.ipynb") == ["p.data -= p.grad*lr"]
+
+
+@pytest.mark.parametrize("assignment", [ASSIGNMENT, TRAINING])
+def test_check_points_match_notebook_points(assignment):
     from coursekit.checks import run_checks
 
-    results = run_checks(REPO / "tests" / "hidden" / ASSIGNMENT, {}, {})
+    results = run_checks(REPO / "tests" / "hidden" / assignment, {}, {})
     per_step = {}
     for r in results:
         per_step[r.step] = per_step.get(r.step, 0) + r.points
-    notebook = {meta["grade_id"].removeprefix("test_"): meta["points"] for kind, _, meta in cells(REPO / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+    notebook = {meta["grade_id"].removeprefix("test_"): meta["points"] for kind, _, meta in cells(REPO / "source" / assignment / f"{assignment}.ipynb")
                 if meta and meta.get("grade") and kind == "code"}
     assert per_step == notebook
     assert all(not r.passed and r.hint for r in results)  # no values at all: every check fails, with a hint

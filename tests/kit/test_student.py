@@ -7,7 +7,7 @@ import zipfile
 
 import nbformat
 import pytest
-from conftest import ASSIGNMENT, REPO, hidden_check_names, make_course, run_coursekit
+from conftest import ASSIGNMENT, REPO, TRAINING, hidden_check_names, make_course, run_coursekit
 
 from coursekit.release import protected_lines
 from coursekit.samples import SAMPLES, make_submission
@@ -15,6 +15,7 @@ from coursekit.samples import SAMPLES, make_submission
 SOURCE = REPO / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
 RELEASE = REPO / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
 STEPS = ["flatten", "labels", "datasets", "init_params", "linear1", "accuracy", "loss_vs_metric", "mnist_loss", "dataloader"]
+TRAINING_STEPS = ["calc_grad", "train_epoch", "batch_accuracy", "validate_epoch", "basic_optim", "train_model", "training_run"]
 
 
 def check(folder, name=f"{ASSIGNMENT}.ipynb", notebook=None):
@@ -28,11 +29,11 @@ def check(folder, name=f"{ASSIGNMENT}.ipynb", notebook=None):
     return result
 
 
-def states(output: str) -> dict:
+def states(output: str, steps=STEPS) -> dict:
     found = {}
     for line in output.splitlines():
         parts = line.split(None, 1)
-        if len(parts) == 2 and parts[0] in STEPS:
+        if len(parts) == 2 and parts[0] in steps:
             found[parts[0]] = parts[1]
     return found
 
@@ -53,6 +54,17 @@ def test_full_solution_passes_every_step(tmp_path):
     assert {k: v for k, v in got.items() if k != "loss_vs_metric"} == {s: "passed" for s in STEPS if s != "loss_vs_metric"}
     assert got["loss_vs_metric"].startswith("answered")
     assert "8 of 8 steps pass" in result.stdout
+
+
+def test_second_assignment_checks_the_same_way(tmp_path):
+    source, release = (REPO / folder / TRAINING / f"{TRAINING}.ipynb" for folder in ("source", "release"))
+    solved = check(tmp_path / "solved", name=f"{TRAINING}.ipynb", notebook=make_submission(source, release, None))
+    assert solved.returncode == 0, solved.stdout + solved.stderr
+    assert states(solved.stdout, TRAINING_STEPS) == {s: "passed" for s in TRAINING_STEPS}
+    mistake = next(s for s in SAMPLES[TRAINING] if s.name == "grads_never_zeroed")
+    result = check(tmp_path / "mistake", name=f"{TRAINING}.ipynb", notebook=make_submission(source, release, mistake))
+    assert [s for s, state in states(result.stdout, TRAINING_STEPS).items() if state.startswith("FAILED")] == ["train_epoch"]
+    assert "after each step the gradients should be set back to zero" in result.stdout
 
 
 def test_typical_mistake_fails_its_step_with_the_visible_message(tmp_path):
