@@ -34,6 +34,12 @@ c.Autograde.autograde_preprocessors = [
 c.ExecuteAndProbe.checks_root = HIDDEN_CHECKS
 c.ExecuteAndProbe.timeout = 60  # seconds per notebook cell
 c.ExecuteAndProbe.probe_timeout = 20  # seconds per step's probe
+c.ExecuteAndProbe.notebook_timeout = 600  # seconds for all the cells of one notebook
+c.ExecuteAndProbe.max_output_bytes = 200_000  # output kept per cell; a flood of prints is cut there
+# Student kernels: in a bubblewrap sandbox where the machine has it ("auto" says loudly when it does not)
+c.Sandbox.mode = "auto"  # or "bwrap" (refuse to grade without it) or "none"
+c.Sandbox.memory_mb = 4096  # address space per kernel: a runaway allocation fails in the student's cell
+c.Sandbox.max_processes = 64  # processes and threads per kernel (pids cgroup): a fork bomb stops there
 c.HiddenChecks.checks_root = HIDDEN_CHECKS
 c.HiddenChecks.source_directory = str(COURSE_ROOT / "source")
 # generate_feedback: nbconvert's HTML exporter, minus a full re-parse of each page when it changes nothing

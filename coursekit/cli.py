@@ -3,6 +3,7 @@
     coursekit release ASSIGNMENT    regenerate release/ASSIGNMENT from source/
     coursekit grade ASSIGNMENT      autograde submitted/*/ASSIGNMENT, write feedback and reports
               [--workers N]         ... N submissions at once (default: one per core)
+              [--regrade]           ... also those graded before and unchanged since (kept otherwise)
               [--scheduler tcp://HOST:PORT]  ... on the workers of a Dask cluster
               [--lms canvas|moodle --roster CSV]  ... also grades-<lms>.csv for the LMS to import
     coursekit demo [ASSIGNMENT...]  put sample submissions in submitted/ and grade them (default: all)
@@ -45,7 +46,9 @@ class Progress:
         elapsed = time.monotonic() - self.started
         rate = done / elapsed * 60 if elapsed else 0.0
         left = elapsed / done * (total - done)
-        state = "graded" if outcome.graded and not outcome.message else f"NOT GRADED: {outcome.message}" if not outcome.graded else outcome.message
+        state = ("kept: graded by an earlier run, unchanged since" if outcome.kept else
+                 "graded" if outcome.graded and not outcome.message else
+                 f"NOT GRADED: {outcome.message}" if not outcome.graded else outcome.message)
         print(f"[{done}/{total} done, {self.failed} failed, {rate:.0f}/min, about {left:.0f} s left] {outcome.student}: {state}", flush=True)
 
 
@@ -53,6 +56,7 @@ def cmd_grade(args) -> int:
     from .course import load_config, source_notebooks
     from .grade import find_students, grade_assignment
     from .report import format_check_summary, format_table, write_reports
+    from .sandbox import sandbox_plan
 
     students = args.student or find_students(args.root, args.assignment)
     if not students:
@@ -62,10 +66,15 @@ def cmd_grade(args) -> int:
         raise CourseError(f"--workers must be at least 1, not {args.workers}")
     if args.lms and not args.roster:  # before grading, not after it
         raise CourseError("--lms needs --roster, the roster CSV exported from the LMS")
+    try:
+        sandboxed, sandbox_line = sandbox_plan(load_config(args.root))
+    except RuntimeError as exc:
+        raise CourseError(str(exc)) from exc
     print(f"grading {len(students)} submission(s) of {args.assignment}", flush=True)
+    print(sandbox_line if not args.scheduler else f"{sandbox_line} (on this machine; each Dask worker decides on its own)", flush=True)
     progress = Progress()
-    outcomes = grade_assignment(args.root, args.assignment, students, on_outcome=progress.show,
-                                workers=args.workers, scheduler=args.scheduler, on_start=progress.begin)
+    outcomes = grade_assignment(args.root, args.assignment, students, on_outcome=progress.show, workers=args.workers,
+                                scheduler=args.scheduler, on_start=progress.begin, regrade=args.regrade, sandboxed=sandboxed)
     notebook = source_notebooks(args.root, args.assignment)[0].stem
     db_url = load_config(args.root).CourseDirectory.db_url or f"sqlite:///{args.root / 'gradebook.db'}"
     report = write_reports(args.root, args.assignment, notebook, db_url, outcomes)
@@ -163,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     grade = commands.add_parser("grade", help="autograde every submission, write feedback and reports")
     grade.add_argument("assignment")
     grade.add_argument("--student", action="append", help="grade only this student (repeatable)")
+    grade.add_argument("--regrade", action="store_true",
+                       help="grade again submissions that an earlier run graded and that have not changed since")
     add_worker_options(grade)
     add_lms_options(grade, required=False)
     grade.set_defaults(run=cmd_grade)
@@ -181,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     collect.set_defaults(run=cmd_collect)
     demo = commands.add_parser("demo", help="grade sample submissions of each assignment")
     demo.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="the assignments (default: every one with samples)")
+    demo.set_defaults(regrade=True)  # the samples are written afresh each time
     add_worker_options(demo)
     add_lms_options(demo, required=False)
     demo.set_defaults(run=cmd_demo)

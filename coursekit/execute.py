@@ -12,17 +12,19 @@ import base64
 import io
 import json
 import re
+import time
 from pathlib import Path
 
 import nbformat
 import torch
 from nbformat import NotebookNode
-from nbformat.v4 import new_code_cell
+from nbformat.v4 import new_code_cell, new_output
 from nbgrader.preprocessors import Execute
 from traitlets import Bool, Integer, Unicode
 
 from . import probe_runtime
 from .kernels import ForkedKernelManager
+from .sandbox import Sandbox, SandboxedKernelManager, use_bwrap
 
 RUNTIME_SOURCE = Path(probe_runtime.__file__).read_text()
 PROBE_PREFIX = "probe_"
@@ -55,6 +57,8 @@ class ExecuteAndProbe(Execute):
 
     replay_directory = Unicode("", help="Folder of runs made by coursekit's workers (<student>/<notebook>.json): "
                                "use a worker's run of this very notebook instead of running it again.").tag(config=True)
+    notebook_timeout = Integer(600, help="Seconds the cells of one notebook may run in all; cells past it are not run.").tag(config=True)
+    max_output_bytes = Integer(200_000, help="Output one cell may keep; the rest is dropped, with a note.").tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
         if self.replay_directory:
@@ -65,20 +69,59 @@ class ExecuteAndProbe(Execute):
         from nbclient import NotebookClient
 
         NotebookClient.__init__(self, nb, km)
-        if self.fork_kernels:
+        if use_bwrap(Sandbox(parent=self).mode):
+            self.kernel_manager_class = SandboxedKernelManager
+        elif self.fork_kernels:
             self.kernel_manager_class = ForkedKernelManager
         self.reset_execution_trackers()
         self._check_assign_resources(resources)
+        self._output_bytes: dict[int, int] = {}
         assignment = (resources or {}).get("nbgrader", {}).get("assignment")
         with self.setup_kernel():
             info_msg = self.wait_for_reply(self.kc.kernel_info())
             self.nb.metadata["language_info"] = info_msg["content"]["language_info"]
-            for index, cell in enumerate(self.nb.cells):
-                self.preprocess_cell(cell, resources, index)
+            self.run_cells(resources)
             probes = self.run_probes(assignment) if assignment else {}
         self.set_widgets_metadata()
         self.resources.setdefault("coursekit", {})["probes"] = probes
         return self.nb, self.resources
+
+    def run_cells(self, resources) -> None:
+        """Every cell in turn, each within its own time limit and all within notebook_timeout."""
+        deadline = time.monotonic() + self.notebook_timeout
+        cell_timeout = self.timeout
+        try:
+            for index, cell in enumerate(self.nb.cells):
+                left = deadline - time.monotonic()
+                if left <= 0 and cell.cell_type == "code":
+                    cell.outputs = [new_output("error", ename="NotebookTimeout", traceback=[],
+                                               evalue=f"not run: the notebook's cells ran past their {self.notebook_timeout} s in all")]
+                    continue
+                self.timeout = max(1, min(cell_timeout, int(left))) if cell_timeout else max(1, int(left))
+                try:
+                    self.preprocess_cell(cell, resources, index)
+                except ValueError as exc:
+                    if "Signature" not in str(exc):
+                        raise
+                    raise RuntimeError("the kernel sent a message with a bad signature, so its outputs cannot be "
+                                       "trusted (code that forks the kernel process can cause this)") from exc
+        finally:
+            self.timeout = cell_timeout
+
+    def output(self, outs, msg, display_id, cell_index):
+        """nbclient's output handling, with a cap per cell: a flood of prints cannot bloat the graded notebook."""
+        if probe_runtime.MIME in msg.get("content", {}).get("data", {}):
+            return super().output(outs, msg, display_id, cell_index)
+        used = self._output_bytes.get(cell_index, 0)
+        if used > self.max_output_bytes:
+            return None
+        used += len(json.dumps(msg.get("content", {})))
+        self._output_bytes[cell_index] = used
+        if used > self.max_output_bytes:
+            note = new_output("stream", name="stdout", text=f"\n[output past {self.max_output_bytes} bytes was dropped by the grader]\n")
+            outs.append(note)
+            return note
+        return super().output(outs, msg, display_id, cell_index)
 
     def replay(self, nb, resources):
         """Take a worker's outputs for this notebook, if the worker ran the very same cells.

@@ -9,6 +9,7 @@ outcome says what went wrong.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -29,6 +30,44 @@ class SubmissionOutcome:
     graded: bool
     message: str  # why a submission could not be graded; empty when it was
     seconds: float
+    kept: bool = False  # graded by an earlier run and unchanged since: not graded again
+
+
+GRADED_RECORD = ".coursekit-graded.json"  # in autograded/<student>/<assignment>/, written once feedback is out
+
+
+def fingerprint(files: dict[str, bytes]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+    return digest.hexdigest()
+
+
+def assignment_fingerprint(root: Path, assignment: str, checks_dir: Path) -> str:
+    """Changes when the reference solution or the hidden checks change: then every submission is graded again."""
+    files = {f"source/{p.name}": p.read_bytes() for p in source_notebooks(root, assignment)}
+    files.update({f"checks/{p.relative_to(checks_dir)}": p.read_bytes() for p in sorted(checks_dir.rglob("*"))
+                  if p.is_file() and "__pycache__" not in p.parts})
+    return fingerprint(files)
+
+
+def graded_record(root: Path, student: str, assignment: str) -> Path:
+    return root / "autograded" / student / assignment / GRADED_RECORD
+
+
+def was_graded(root: Path, student: str, assignment: str, record: dict) -> bool:
+    """Whether an earlier run graded exactly this submission against exactly these checks, feedback included."""
+    try:
+        return json.loads(graded_record(root, student, assignment).read_text()) == record
+    except (OSError, ValueError):
+        return False
+
+
+def record_graded(root: Path, student: str, assignment: str, record: dict) -> None:
+    path = graded_record(root, student, assignment)
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(record))
+    os.replace(partial, path)  # all or nothing, even if the run is killed here
 
 
 def find_students(root: Path, assignment: str) -> list[str]:
@@ -99,28 +138,32 @@ def save_run(replay_dir: Path, run: SubmissionRun) -> None:
         (folder / f"{Path(name).stem}.json").write_text(json.dumps(asdict(notebook_run)))
 
 
-def open_workers(workers: int | None, scheduler: str | None):
+def open_workers(workers: int | None, scheduler: str | None, sandboxed: bool):
     if scheduler:
         try:
             return DaskWorkers(scheduler)
         except ConnectionError as exc:
             raise CourseError(str(exc)) from exc
-    return LocalWorkers(max(1, workers or os.cpu_count() or 1))
+    return LocalWorkers(max(1, workers or os.cpu_count() or 1), fork_server=not sandboxed)
 
 
 def grade_assignment(root: Path, assignment: str, students: list[str] | None = None,
                      on_outcome: Callable[[int, int, SubmissionOutcome], None] | None = None,
                      workers: int | None = None, scheduler: str | None = None,
-                     on_start: Callable[[str], None] | None = None) -> list[SubmissionOutcome]:
+                     on_start: Callable[[str], None] | None = None, regrade: bool = False,
+                     sandboxed: bool = False) -> list[SubmissionOutcome]:
     """Grade each student's submission: workers run and check it, this process alone writes the gradebook.
 
     Submissions are committed to the gradebook one at a time, in the order their runs come back.
+    A submission graded by an earlier run, and unchanged since, as are the reference and the
+    checks, is kept as it is (its manual grades too), unless `regrade`: so a run that was
+    interrupted, started again, finishes the class without grading anyone twice.
     """
     notebook_names = [p.name for p in source_notebooks(root, assignment)]
     students = students if students is not None else find_students(root, assignment)
     config = load_config(root)
     checks_dir = Path(config.HiddenChecks.get("checks_root", root / "tests" / "hidden")) / assignment
-    pool = open_workers(workers, scheduler)  # first: the workers start up while this process does the rest
+    pool = open_workers(workers, scheduler, sandboxed)  # first: the workers start up while this process does the rest
     outcomes: list[SubmissionOutcome] = []
     try:
         bundle = make_bundle(checks_dir, assignment, config)
@@ -129,7 +172,8 @@ def grade_assignment(root: Path, assignment: str, students: list[str] | None = N
         reference = pool.submit(run_reference, read_submission(root / "source" / assignment, "reference", notebook_names), bundle)
         prepare_gradebook(root, assignment)  # while a worker runs the reference solution
         from . import checks  # noqa: F401 (nbgrader's autograde loads it for HiddenChecks; meanwhile, not on the first submission)
-        ready, started = {}, {}
+        ready, started, records = {}, {}, {}
+        checks_version = assignment_fingerprint(root, assignment, checks_dir)
         for student in students:
             started[student] = time.monotonic()
             problem = submission_problem(root, Path("submitted") / student / assignment, notebook_names)
@@ -137,8 +181,17 @@ def grade_assignment(root: Path, assignment: str, students: list[str] | None = N
                 outcomes.append(SubmissionOutcome(student, False, problem, 0.0))
                 if on_outcome:
                     on_outcome(len(outcomes), len(students), outcomes[-1])
-            else:
-                ready[student] = read_submission(root / "submitted" / student / assignment, student, notebook_names)
+                continue
+            job = read_submission(root / "submitted" / student / assignment, student, notebook_names)
+            records[student] = {"submission": fingerprint(job.files), "assignment": checks_version}
+            if not regrade and was_graded(root, student, assignment, records[student]):
+                outcomes.append(SubmissionOutcome(student, True, "", 0.0, kept=True))
+                if on_outcome:
+                    on_outcome(len(outcomes), len(students), outcomes[-1])
+                continue
+            ready[student] = job
+        if not ready:  # nothing new to grade
+            return outcomes
         try:
             shared = pool.share(with_reference(bundle, reference.result()))
         except Exception as exc:
@@ -153,6 +206,8 @@ def grade_assignment(root: Path, assignment: str, students: list[str] | None = N
                 except Exception as exc:  # the worker itself failed: nbgrader runs this one here instead
                     print(f"{student}: the worker failed ({type(exc).__name__}: {exc}); grading it here", flush=True)
                 outcomes.append(autograde_and_feedback(api, assignment, student, started[student]))
+                if outcomes[-1].graded and not outcomes[-1].message:
+                    record_graded(root, student, assignment, records[student])
                 if on_outcome:
                     on_outcome(len(outcomes), len(students), outcomes[-1])
     finally:

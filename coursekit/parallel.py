@@ -28,7 +28,7 @@ from pathlib import Path
 # the coordinator can open its pool before it loads any of them and the workers start meanwhile.
 
 # The configuration sections that decide how a notebook is executed
-EXECUTION_SECTIONS = ("NotebookClient", "ExecutePreprocessor", "Execute", "ExecuteAndProbe")
+EXECUTION_SECTIONS = ("NotebookClient", "ExecutePreprocessor", "Execute", "ExecuteAndProbe", "Sandbox")
 
 
 @dataclass(frozen=True)
@@ -222,17 +222,19 @@ class LocalWorkers:
 
     THREADS_PER_PROCESS = 4
 
-    def __init__(self, count: int):
+    def __init__(self, count: int, fork_server: bool = True):
         from .kernels import SHARED_SERVER_ENV, ForkServer
 
         self.count = count
-        # one fork server for all local workers: torch is imported once per run, not once per worker
-        self.fork_server = ForkServer()
+        # one fork server for all local workers: torch is imported once per run, not once per worker.
+        # Sandboxed kernels are new processes instead, so then there is none.
+        self.fork_server = ForkServer() if fork_server else None
         processes = -(-count // self.THREADS_PER_PROCESS)
         self.workers, self.pending, self.lock = [], {}, threading.Lock()
         self.job_ids = iter(range(1, 1 << 62))
         context = multiprocessing.get_context("spawn")  # not fork: this process has threads and open databases
-        os.environ[SHARED_SERVER_ENV] = self.fork_server.socket_path
+        if self.fork_server:
+            os.environ[SHARED_SERVER_ENV] = self.fork_server.socket_path
         try:
             for index in range(processes):
                 threads = count // processes + (index < count % processes)
@@ -244,7 +246,7 @@ class LocalWorkers:
                 self.workers.append(worker)
                 threading.Thread(target=self._receive, args=(worker,), daemon=True).start()
         finally:
-            del os.environ[SHARED_SERVER_ENV]
+            os.environ.pop(SHARED_SERVER_ENV, None)
 
     def _receive(self, worker: dict) -> None:
         while True:
@@ -306,7 +308,8 @@ class LocalWorkers:
             worker["process"].join(10)
             if worker["process"].is_alive():
                 worker["process"].kill()
-        self.fork_server.stop()
+        if self.fork_server:
+            self.fork_server.stop()
 
 
 class DaskWorkers:

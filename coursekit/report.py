@@ -151,21 +151,30 @@ class FeedbackExporter(HTMLExporter):
 
 
 def format_check_summary(checks_csv: Path, submissions: int, top: int = 5) -> str:
-    """For staff: the hidden checks failed most often, with their most common hints."""
+    """For staff: the hidden checks failed most often by a mistake, with their most common hints.
+
+    A step not attempted yet fails every check of its step with the same hint; that says
+    nothing about which mistakes students make, so it is counted on a line of its own.
+    """
     from collections import Counter
 
-    failed, hints = Counter(), {}
+    failed, hints, untouched = Counter(), {}, set()
     with open(checks_csv, newline="") as f:
         for row in csv.DictReader(f):
-            if row["passed"] == "False":
-                key = (row["step"], row["description"])
-                failed[key] += 1
-                hints.setdefault(key, Counter())[row["hint"]] += 1
-    if not failed:
-        return "\nNo hidden check failed."
-    lines = [f"\nHidden checks failed most often (of {submissions} submissions):"]
+            if row["passed"] != "False":
+                continue
+            if row["hint"].startswith("not attempted yet"):
+                untouched.add((row["student"], row["step"]))
+                continue
+            key = (row["step"], row["description"])
+            failed[key] += 1
+            hints.setdefault(key, Counter())[row["hint"]] += 1
+    lines = [f"\nHidden checks failed most often (of {submissions} submissions):" if failed else "\nNo hidden check failed by a mistake."]
     for (step, description), count in failed.most_common(top):
         hint, times = hints[(step, description)].most_common(1)[0]
         lines.append(f"  {count:>4}  {step}: {description}")
         lines.append(f"        most common hint ({times}x): {hint}")
+    if untouched:
+        steps = Counter(step for _, step in untouched)
+        lines.append(f"Steps not attempted: {', '.join(f'{step} ({n}x)' for step, n in steps.most_common())}")
     return "\n".join(lines)

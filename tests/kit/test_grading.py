@@ -136,6 +136,8 @@ def test_demo_grades_the_samples_of_every_assignment(tmp_path):
     assert result.stdout.index("== mnist_sgd ==") < result.stdout.index("== sgd_training ==")
     assert "8 of 8 graded in" in result.stdout and "7 of 7 graded in" in result.stdout
     assert "Hidden checks failed most often (of 8 submissions):" in result.stdout
+    # an untouched notebook is counted apart, so that the hints shown are those of real mistakes
+    assert "Steps not attempted: " in result.stdout and "most common hint (1x): not attempted" not in result.stdout
     rows = {row["student"]: row for row in read_csv(course / "reports" / ASSIGNMENT / "grades.csv")}
     assert rows["full_marks"]["total"] == "21" and rows["labels_reversed"]["total"] == "20"
     rows = {row["student"]: row for row in read_csv(course / "reports" / TRAINING / "grades.csv")}

@@ -1,0 +1,247 @@
+"""Kernels that run a student's code in a sandbox, with limits.
+
+With bubblewrap (`bwrap`) each kernel is a new process in namespaces of its
+own: user (it runs as uid 1000, without capabilities), PID (it sees only its
+own processes, and its "parent" is the sandbox's init), mount (it sees the
+Python installation, the kit's package and the course data, all read-only, its
+own working copy and a private home; not source/, tests/, gradebook.db or any
+other student's folder), network (loopback only), IPC and UTS. Its environment
+is cleared. Limits: address space (RLIMIT_AS, so a runaway allocation raises
+MemoryError in the student's cell), and, where the machine lets coursekit make
+cgroups, a pids cgroup (a fork bomb stops at `max_processes`, also when the
+grader runs as root, where RLIMIT_NPROC does not apply) and a memory cgroup.
+
+The kernel talks to the grader over ipc sockets in a folder bound into the
+sandbox, so no TCP port is needed across the network namespace.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_client.provisioning import LocalProvisioner
+from traitlets import Enum, Integer
+from traitlets.config import Configurable
+
+SANDBOX_UID = 1000
+SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc/ld.so.cache", "/etc/localtime", "/etc/alternatives")
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+class Sandbox(Configurable):
+    """How student kernels are isolated and limited (c.Sandbox.* in course_config.py)."""
+
+    mode = Enum(["auto", "bwrap", "none"], default_value="auto", help=(
+        "bwrap: every kernel in a bubblewrap sandbox (an error if bwrap cannot run here); "
+        "auto: bwrap where it works, else no sandbox, said loudly; none: no sandbox.")).tag(config=True)
+    memory_mb = Integer(4096, help="Address space a kernel may use, in MiB.").tag(config=True)
+    max_processes = Integer(64, help="Processes and threads a kernel may have at once (pids cgroup).").tag(config=True)
+
+
+@functools.cache
+def bwrap_problem() -> str | None:
+    """None when bubblewrap can make a sandbox on this machine; else why it cannot."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return "bubblewrap (bwrap) is not installed; on Debian or Ubuntu: apt-get install bubblewrap"
+    try:
+        probe = subprocess.run([bwrap, "--unshare-all", "--uid", str(SANDBOX_UID), "--ro-bind", "/", "/", "true"],
+                               capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"bwrap could not run: {exc}"
+    if probe.returncode != 0:
+        return f"bwrap cannot make namespaces here: {probe.stderr.strip()[:200]}"
+    return None
+
+
+def use_bwrap(mode: str) -> bool:
+    """Whether kernels go into bwrap; `mode` bwrap without a working bwrap is an error, auto falls back."""
+    if mode == "none":
+        return False
+    problem = bwrap_problem()
+    if problem and mode == "bwrap":
+        raise RuntimeError(f"Sandbox.mode is 'bwrap' but {problem}")
+    return problem is None
+
+
+def sandbox_plan(config) -> tuple[bool, str]:
+    """(whether kernels go into bwrap, a line for the run's output saying what holds); loud when nothing does."""
+    limits = Sandbox(config=config)
+    if not use_bwrap(limits.mode):
+        why = "Sandbox.mode is 'none'" if limits.mode == "none" else bwrap_problem()
+        return False, (f"WARNING: NO SANDBOX ({why}). Student code runs with your rights: it can read the course "
+                       "folder, gradebook.db and the hidden checks included, use the network and signal your processes. "
+                       "Time limits and output caps still hold.")
+    probe = KernelCgroups(f"probe{uuid.uuid4().hex[:8]}", limits)
+    cgroups = "pids and memory cgroups" if len(probe.folders) == 2 else "pids cgroup" if probe.limits_processes else \
+        "no cgroups (this machine does not let coursekit make them: a fork bomb is not contained)"
+    probe.remove()
+    return True, (f"sandbox: bubblewrap; each kernel runs as uid {SANDBOX_UID} in its own user, PID, mount and network "
+                  f"namespaces and sees only its own copy of the submission, with Python and the data read-only; "
+                  f"limits: {limits.memory_mb} MiB address space, {limits.max_processes} processes ({cgroups})")
+
+
+def readable_paths() -> list[str]:
+    """What a kernel needs to see, read-only: the system, Python, the venv, the kit's package, the course data."""
+    import coursekit
+    from coursekit.data import mnist_sample_path
+
+    paths = [p for p in SYSTEM_PATHS if os.path.exists(p)]
+    paths += [sys.base_prefix, sys.prefix, str(Path(coursekit.__file__).resolve().parent), str(mnist_sample_path())]
+    return list(dict.fromkeys(paths))
+
+
+def prepare_home(folder: Path) -> None:
+    """A private home, with matplotlib's font list copied in, so no kernel rebuilds it (and says so on stderr)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import matplotlib
+        from matplotlib import font_manager  # noqa: F401  builds the font list once, in the grader's cache
+
+        cache = Path(matplotlib.get_cachedir())
+        target = folder / ".config" / "matplotlib"
+        target.mkdir(parents=True, exist_ok=True)
+        for fontlist in cache.glob("fontlist-*.json"):
+            shutil.copy(fontlist, target / fontlist.name)
+    except ImportError:
+        pass
+
+
+def bwrap_argv(workdir: str, run_dir: str, home: str, limits: Sandbox) -> list[str]:
+    """The bubblewrap command a kernel's own command is appended to."""
+    from coursekit.data import mnist_sample_path
+
+    argv = ["bwrap", "--unshare-all", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+            "--die-with-parent", "--new-session", "--clearenv",
+            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    for path in readable_paths():
+        argv += ["--ro-bind", path, path]
+    argv += ["--bind", home, home, "--bind", run_dir, run_dir, "--bind", workdir, workdir, "--chdir", workdir]
+    env = {"HOME": home, "MPLCONFIGDIR": f"{home}/.config/matplotlib", "PATH": f"{sys.prefix}/bin:/usr/bin:/bin",
+           "LANG": "C.UTF-8", "COURSEKIT_MNIST_SAMPLE": str(mnist_sample_path()), "PYTHONDONTWRITEBYTECODE": "1"}
+    for name, value in env.items():
+        argv += ["--setenv", name, value]
+    return argv
+
+
+class KernelCgroups:
+    """A pids and a memory cgroup (v1 or v2) for one kernel, where this machine lets coursekit make them."""
+
+    def __init__(self, name: str, limits: Sandbox):
+        self.folders: list[Path] = []
+        for controller, files in (("pids", {"pids.max": str(limits.max_processes)}),
+                                  ("memory", {"memory.limit_in_bytes": str(limits.memory_mb * 2**20)})):
+            for base in (CGROUP_ROOT / controller, CGROUP_ROOT):  # v1 layout, then v2
+                folder = base / "coursekit" / name
+                try:
+                    folder.mkdir(parents=True)
+                except OSError:
+                    continue
+                written = [self._write(folder, key if base.name == controller else self._v2(key), value) for key, value in files.items()]
+                if all(written):
+                    self.folders.append(folder)
+                    break
+                self._remove(folder)
+
+    @staticmethod
+    def _v2(key: str) -> str:
+        return {"memory.limit_in_bytes": "memory.max"}.get(key, key)
+
+    @staticmethod
+    def _write(folder: Path, key: str, value: str) -> bool:
+        try:
+            (folder / key).write_text(value)
+            return True
+        except OSError:
+            return False
+
+    @property
+    def limits_processes(self) -> bool:
+        return any((f / "pids.max").exists() for f in self.folders)
+
+    def join_prefix(self) -> list[str]:
+        """A command prefix that moves the new process into these cgroups before anything else runs."""
+        if not self.folders:
+            return []
+        moves = "; ".join(f"echo $$ > {f / 'cgroup.procs'}" for f in self.folders)
+        return ["sh", "-c", f'{moves}; exec "$@"', "coursekit-kernel"]
+
+    def remove(self) -> None:
+        """Kill whatever the kernel left running in its cgroups (a fork bomb's children), then remove them."""
+        for folder in self.folders:
+            self._remove(folder)
+        self.folders = []
+
+    @staticmethod
+    def _remove(folder: Path) -> None:
+        for _ in range(100):
+            try:
+                pids = [int(p) for p in (folder / "cgroup.procs").read_text().split()]
+            except (OSError, ValueError):
+                pids = []
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            try:
+                folder.rmdir()
+                return
+            except OSError:
+                time.sleep(0.02)  # processes take a moment to leave a cgroup once killed
+
+
+class SandboxedProvisioner(LocalProvisioner):
+    """Launches the kernel's command inside bubblewrap, under prlimit and in its own cgroups."""
+
+    async def launch_kernel(self, cmd: list[str], **kwargs):
+        km = self.parent
+        limits = km.sandbox
+        self.cgroups = KernelCgroups(f"k{uuid.uuid4().hex[:16]}", limits)
+        workdir = str(Path(kwargs.get("cwd") or os.getcwd()).resolve())
+        wrapped = [*self.cgroups.join_prefix(), "prlimit", f"--as={limits.memory_mb * 2**20}", "--core=0", "--",
+                   *bwrap_argv(workdir, km.run_dir, km.home, limits), *cmd]
+        kwargs["env"] = {}  # bwrap --clearenv sets the sandbox's own; nothing of the grader's leaks in
+        kwargs["stdout"] = kwargs["stderr"] = subprocess.DEVNULL  # the kernel's banner is not the grader's output
+        return await super().launch_kernel(wrapped, **kwargs)
+
+    async def cleanup(self, restart: bool = False) -> None:
+        await super().cleanup(restart=restart)
+        if getattr(self, "cgroups", None):
+            self.cgroups.remove()
+
+
+class SandboxedKernelManager(AsyncKernelManager):
+    """An AsyncKernelManager whose kernels run in bubblewrap, over ipc sockets in a folder bound into the sandbox."""
+
+    def __init__(self, **kwargs):
+        kwargs["transport"] = "ipc"
+        super().__init__(**kwargs)
+        self.sandbox = Sandbox(parent=self)
+        self.run_dir = tempfile.mkdtemp(prefix="coursekit-kernel-")
+        self.home = os.path.join(self.run_dir, "home")
+        prepare_home(Path(self.home))
+        self.ip = os.path.join(self.run_dir, "k")
+        self.connection_file = os.path.join(self.run_dir, "connection.json")
+
+    async def _async_pre_start_kernel(self, **kw):
+        if self.provisioner is None:
+            self.kernel_id = self.kernel_id or kw.pop("kernel_id", str(uuid.uuid4()))
+            self.provisioner = SandboxedProvisioner(kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self)
+        return await super()._async_pre_start_kernel(**kw)
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        await super()._async_cleanup_resources(restart=restart)
+        if not restart:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    cleanup_resources = _async_cleanup_resources
