@@ -31,6 +31,16 @@ c.Autograde.autograde_preprocessors = [
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
+# Before those: cell metadata is put back as source/ has it (a student may have edited it)
+c.Autograde.sanitize_preprocessors = [
+    "nbgrader.preprocessors.ClearOutput",
+    "nbgrader.preprocessors.DeduplicateIds",
+    "nbgrader.preprocessors.OverwriteKernelspec",
+    "coursekit.sanitize.RestoreCellMetadata",
+    "nbgrader.preprocessors.OverwriteCells",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+c.RestoreCellMetadata.source_directory = str(COURSE_ROOT / "source")
 c.ExecuteAndProbe.checks_root = HIDDEN_CHECKS
 c.ExecuteAndProbe.timeout = 60  # seconds per notebook cell
 c.ExecuteAndProbe.probe_timeout = 20  # seconds per step's probe

@@ -118,7 +118,8 @@ class ExecuteAndProbe(Execute):
         used += len(json.dumps(msg.get("content", {})))
         self._output_bytes[cell_index] = used
         if used > self.max_output_bytes:
-            note = new_output("stream", name="stdout", text=f"\n[output past {self.max_output_bytes} bytes was dropped by the grader]\n")
+            # an output of its own kind: nbclient would merge a stream note into the flood, where it gets cut
+            note = new_output("display_data", data={"text/plain": f"[output past {self.max_output_bytes} bytes was dropped by the grader]"})
             outs.append(note)
             return note
         return super().output(outs, msg, display_id, cell_index)
@@ -154,7 +155,8 @@ class ExecuteAndProbe(Execute):
             return {}
         probes_source = path.read_text()
         answers = {cell.metadata.get("nbgrader", {}).get("grade_id"): cell.source for cell in self.nb.cells if cell.cell_type == "code"}
-        setup = f"_coursekit = {{}}\nexec({RUNTIME_SOURCE!r}, _coursekit)\nexec({probes_source!r}, _coursekit)"
+        setup = (f"_coursekit = {{}}\nexec({RUNTIME_SOURCE!r}, _coursekit)\nexec({probes_source!r}, _coursekit)\n"
+                 "_coursekit['stop_leftover_processes']()")
         results: dict = {}
         setup_error = self.run_hidden(setup)[1]
         for step in probed_steps(probes_source):

@@ -90,6 +90,12 @@ def submission_problem(root: Path, folder: Path, notebook_names: list[str]) -> s
             return f"{path} is not a notebook: it is not valid JSON ({exc})"
         if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
             return f"{path} is not a notebook: it has no list of cells"
+        if not notebook["cells"]:
+            return f"{path} has no cells: was it saved while empty? Submit the released notebook with your answers in it"
+        metadata = notebook.get("metadata") if isinstance(notebook.get("metadata"), dict) else {}
+        language = (metadata.get("kernelspec") or {}).get("language") or (metadata.get("language_info") or {}).get("name") or "python"
+        if str(language).lower() != "python":
+            return f"{path} is a notebook for {language}, not Python: work in the released notebook, with a Python kernel"
     return ""
 
 

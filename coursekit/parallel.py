@@ -74,9 +74,14 @@ def make_bundle(checks_dir: Path, assignment: str, config) -> CheckBundle:
     return CheckBundle(assignment, files, execution)
 
 
+MAX_OTHER_FILE_BYTES = 1_000_000  # a submission's files besides its notebooks: bigger ones stay behind
+
+
 def read_submission(folder: Path, student: str, notebooks: list[str]) -> SubmissionJob:
+    """The notebooks of a submission, and its other files up to a size: junk is not carried to every worker."""
     files = {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-             if p.is_file() and ".ipynb_checkpoints" not in p.parts}
+             if p.is_file() and ".ipynb_checkpoints" not in p.parts
+             and (str(p.relative_to(folder)) in notebooks or p.stat().st_size <= MAX_OTHER_FILE_BYTES)}
     return SubmissionJob(student, notebooks, files)
 
 

@@ -42,6 +42,31 @@ def to_plain(value, depth=0):
     return {"__object__": type(value).__name__}
 
 
+def stop_leftover_processes(deadline_seconds=2.0):
+    """Kill what the notebook left running, so that it cannot use up the limits the probes need.
+
+    Only in a sandbox, where the kernel is PID 2 of a PID namespace of its own and
+    kill(-1) reaches that namespace alone (outside one, PID 2 is never a kernel).
+    """
+    import os
+    import signal
+    import time
+
+    if os.getpid() != 2:
+        return
+    try:
+        os.kill(-1, signal.SIGKILL)
+    except OSError:
+        return
+    deadline = time.monotonic() + deadline_seconds
+    while time.monotonic() < deadline:  # reap them: a zombie still counts against the process limit
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                time.sleep(0.01)
+        except ChildProcessError:
+            return
+
+
 def take(iterable, limit):
     """At most `limit` items of an iterable: a loader that never stops cannot hang the probe."""
     return list(_itertools.islice(iter(iterable), limit))

@@ -81,6 +81,7 @@ def sandbox_plan(config) -> tuple[bool, str]:
         return False, (f"WARNING: NO SANDBOX ({why}). Student code runs with your rights: it can read the course "
                        "folder, gradebook.db and the hidden checks included, use the network and signal your processes. "
                        "Time limits and output caps still hold.")
+    KernelCgroups.remove_stale()
     probe = KernelCgroups(f"probe{uuid.uuid4().hex[:8]}", limits)
     cgroups = "pids and memory cgroups" if len(probe.folders) == 2 else "pids cgroup" if probe.limits_processes else \
         "no cgroups (this machine does not let coursekit make them: a fork bomb is not contained)"
@@ -141,11 +142,15 @@ class KernelCgroups:
         for controller, files in (("pids", {"pids.max": str(limits.max_processes)}),
                                   ("memory", {"memory.limit_in_bytes": str(limits.memory_mb * 2**20)})):
             for base in (CGROUP_ROOT / controller, CGROUP_ROOT):  # v1 layout, then v2
+                if base == CGROUP_ROOT and not (base / "cgroup.controllers").exists():
+                    continue  # not a cgroup v2 mount: a folder made there would be a plain folder
                 folder = base / "coursekit" / name
                 try:
                     folder.mkdir(parents=True)
                 except OSError:
                     continue
+                if base == CGROUP_ROOT:  # v2: controllers must be enabled for the children of coursekit/
+                    self._write(base / "coursekit", "cgroup.subtree_control", "+pids +memory")
                 written = [self._write(folder, key if base.name == controller else self._v2(key), value) for key, value in files.items()]
                 if all(written):
                     self.folders.append(folder)
@@ -174,6 +179,17 @@ class KernelCgroups:
             return []
         moves = "; ".join(f"echo $$ > {f / 'cgroup.procs'}" for f in self.folders)
         return ["sh", "-c", f'{moves}; exec "$@"', "coursekit-kernel"]
+
+    @staticmethod
+    def remove_stale(age_seconds: float = 3600) -> None:
+        """Remove cgroups of kernels whose grader was killed before it could (empty ones, an hour old)."""
+        for controller in ("pids", "memory", ""):
+            for folder in (CGROUP_ROOT / controller / "coursekit").glob("*") if (CGROUP_ROOT / controller / "coursekit").is_dir() else []:
+                try:
+                    if folder.is_dir() and time.time() - folder.stat().st_mtime > age_seconds:
+                        folder.rmdir()  # fails, as it should, while a process is in it
+                except OSError:
+                    pass
 
     def remove(self) -> None:
         """Kill whatever the kernel left running in its cgroups (a fork bomb's children), then remove them."""
