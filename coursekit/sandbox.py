@@ -250,6 +250,8 @@ class SandboxedKernelManager(AsyncKernelManager):
         self.connection_file = os.path.join(self.run_dir, "connection.json")
 
     async def _async_pre_start_kernel(self, **kw):
+        # a signal to bwrap does not reach the kernel in its own session and PID namespace: ask it by message
+        self.kernel_spec.interrupt_mode = "message"
         if self.provisioner is None:
             self.kernel_id = self.kernel_id or kw.pop("kernel_id", str(uuid.uuid4()))
             self.provisioner = SandboxedProvisioner(kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self)
