@@ -80,6 +80,15 @@ class ProbeValues:
         return found
 
 
+def as_number(value) -> float | None:
+    """For checks: a plain number or a one-element tensor as a float; None for anything else."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if type(value) is torch.Tensor and value.numel() == 1:
+        return float(value.reshape(()))
+    return None
+
+
 def describe_type(value) -> str:
     if isinstance(value, dict) and "__object__" in value:
         return f"a {value['__object__']}"
@@ -173,7 +182,6 @@ _reference_cache: dict[str, dict] = {}
 
 def reference_probes(source_notebook: Path, assignment: str, checks_root: Path, **traits) -> dict:
     """The reference solution's probe values: the source notebook run once per process and file version."""
-    checks_dir = Path(checks_root) / assignment
     key = hashlib.sha256(source_notebook.read_bytes() + probes_file(checks_root, assignment).read_bytes()).hexdigest()
     if key not in _reference_cache:
         notebook = nbformat.read(source_notebook, as_version=4)

@@ -117,7 +117,7 @@ def prepare_home(folder: Path) -> None:
         pass
 
 
-def bwrap_argv(workdir: str, run_dir: str, home: str, limits: Sandbox) -> list[str]:
+def bwrap_argv(workdir: str, run_dir: str, home: str) -> list[str]:
     """The bubblewrap command a kernel's own command is appended to."""
     from coursekit.data import mnist_sample_path
 
@@ -126,7 +126,8 @@ def bwrap_argv(workdir: str, run_dir: str, home: str, limits: Sandbox) -> list[s
             "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     for path in readable_paths():
         argv += ["--ro-bind", path, path]
-    argv += ["--bind", home, home, "--bind", run_dir, run_dir, "--bind", workdir, workdir, "--chdir", workdir]
+    # run_dir holds the connection file, the ipc sockets and the private home
+    argv += ["--bind", run_dir, run_dir, "--bind", workdir, workdir, "--chdir", workdir]
     env = {"HOME": home, "MPLCONFIGDIR": f"{home}/.config/matplotlib", "PATH": f"{sys.prefix}/bin:/usr/bin:/bin",
            "LANG": "C.UTF-8", "COURSEKIT_MNIST_SAMPLE": str(mnist_sample_path()), "PYTHONDONTWRITEBYTECODE": "1"}
     for name, value in env.items():
@@ -225,7 +226,7 @@ class SandboxedProvisioner(LocalProvisioner):
         self.cgroups = KernelCgroups(f"k{uuid.uuid4().hex[:16]}", limits)
         workdir = str(Path(kwargs.get("cwd") or os.getcwd()).resolve())
         wrapped = [*self.cgroups.join_prefix(), "prlimit", f"--as={limits.memory_mb * 2**20}", "--core=0", "--",
-                   *bwrap_argv(workdir, km.run_dir, km.home, limits), *cmd]
+                   *bwrap_argv(workdir, km.run_dir, km.home), *cmd]
         kwargs["env"] = {}  # bwrap --clearenv sets the sandbox's own; nothing of the grader's leaks in
         kwargs["stdout"] = kwargs["stderr"] = subprocess.DEVNULL  # the kernel's banner is not the grader's output
         return await super().launch_kernel(wrapped, **kwargs)

@@ -14,6 +14,7 @@ from test_grading import FULL, scores
 
 from coursekit.kernels import ForkedKernelManager, running_fork_server
 from coursekit.samples import make_submission, write_samples, write_submission
+from coursekit.sandbox import bwrap_problem
 
 SOME = ["full_marks", "labels_reversed", "threshold_half", "shuffle_once"]
 
@@ -120,10 +121,20 @@ def test_unreachable_scheduler_is_a_clear_error(tmp_path):
     assert "no Dask scheduler answers at tcp://127.0.0.1:9" in result.stderr
 
 
-def test_ctrl_c_leaves_no_kernel_running(tmp_path):
+# sandboxed kernels are processes of their own (bwrap, then python); without the sandbox they come from the fork server
+KERNEL_PROCESSES = {"auto": ("ipykernel_launcher", 2), "none": ("coursekit.kernels", 3)}
+
+
+@pytest.mark.parametrize("sandbox", list(KERNEL_PROCESSES))
+def test_ctrl_c_leaves_no_kernel_running(tmp_path, sandbox):
     """Ctrl-C (SIGINT to the whole process group) while kernels run: coursekit stops them all."""
     psutil = pytest.importorskip("psutil")
+    if sandbox == "auto" and bwrap_problem():
+        pytest.skip(bwrap_problem())
     course = make_course(tmp_path / "course")
+    with open(course / "course_config.py", "a") as f:
+        f.write(f"\nc.Sandbox.mode = {sandbox!r}\n")
+    marker, expected = KERNEL_PROCESSES[sandbox]
     write_samples(course, ASSIGNMENT, [])
     source = course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     release = course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
@@ -141,17 +152,17 @@ def test_ctrl_c_leaves_no_kernel_running(tmp_path):
         found = []
         for process in psutil.Process(run.pid).children(recursive=True):
             try:
-                if "coursekit.kernels" in " ".join(process.cmdline()):
+                if marker in " ".join(process.cmdline()):
                     found.append(process)
             except psutil.Error:
                 pass
         return found
 
     deadline = time.monotonic() + 120
-    while len(forked_processes()) < 3 and time.monotonic() < deadline:  # the server and two hanging kernels
+    while len(forked_processes()) < expected and time.monotonic() < deadline:  # two hanging kernels (and the server)
         time.sleep(0.2)
     seen = forked_processes()
-    assert len(seen) >= 3, "the kernels never started"
+    assert len(seen) >= expected, "the kernels never started"
     os.killpg(run.pid, signal.SIGINT)
     out, err = run.communicate(timeout=60)
     assert run.returncode == 130, err[-2000:]

@@ -2,14 +2,7 @@
 import pytest
 import torch
 
-
-def as_number(value):
-    """A plain number, or a one-element tensor, as a float; None for anything else."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if type(value) is torch.Tensor and value.numel() == 1:
-        return float(value.reshape(()))
-    return None
+from coursekit.checks import as_number
 
 
 def accuracy_value(student):
