@@ -8,10 +8,10 @@ kernel; reference values and assertions never do.
 """
 from __future__ import annotations
 
+import ast
 import base64
 import io
 import json
-import re
 import time
 from pathlib import Path
 
@@ -34,9 +34,43 @@ def probes_file(checks_root: str | Path, assignment: str) -> Path:
     return Path(checks_root) / assignment / "probes.py"
 
 
-def probed_steps(probes_source: str) -> list[str]:
-    """The grade ids that the probes file has a probe_<grade_id> function for, in file order."""
-    return re.findall(rf"^def {PROBE_PREFIX}(\w+)\(", probes_source, flags=re.M)
+STAND_IN_PREFIX = "stand_in_"
+
+
+def probe_sources(probes_source: str) -> tuple[str, dict[str, str]]:
+    """The probes file split into what is sent at once, and what is sent just before each step's probe.
+
+    A probe and the stand-ins it uses (stand_in_<step>: correct code for another step) reach the
+    kernel only when that probe runs, and a stand-in never before its own step has been probed:
+    while a student's function is being probed, no correct version of it is anywhere in the kernel.
+    """
+    tree = ast.parse(probes_source)
+    lines = probes_source.splitlines(keepends=True)
+
+    def text(node) -> str:
+        start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+        return "".join(lines[start - 1:node.end_lineno])
+
+    prelude, stand_ins, probes = [], {}, {}
+    for node in tree.body:
+        name = getattr(node, "name", "")
+        if name.startswith(PROBE_PREFIX):
+            probes[name.removeprefix(PROBE_PREFIX)] = text(node)
+        elif name.startswith(STAND_IN_PREFIX):
+            stand_ins[name.removeprefix(STAND_IN_PREFIX)] = text(node)
+        else:
+            prelude.append(text(node))
+    steps = list(probes)
+    unknown = [s for s in stand_ins if s not in steps]
+    if unknown:
+        raise ValueError(f"probes.py has stand-ins for steps it never probes: {unknown}")
+    per_step, sent = {}, set()
+    for index, step in enumerate(steps):
+        # stand-ins of the steps probed before this one, sent once
+        due = [s for s in steps[:index] if s in stand_ins and s not in sent]
+        sent.update(due)
+        per_step[step] = "".join(stand_ins[s] + "\n\n" for s in due) + probes[step]
+    return "\n\n".join(prelude), per_step
 
 
 def decode_probe_output(encoded: str) -> dict:
@@ -153,13 +187,13 @@ class ExecuteAndProbe(Execute):
         path = probes_file(self.checks_root, assignment)
         if not path.exists():
             return {}
-        probes_source = path.read_text()
+        prelude, per_step = probe_sources(path.read_text())
         answers = {cell.metadata.get("nbgrader", {}).get("grade_id"): cell.source for cell in self.nb.cells if cell.cell_type == "code"}
-        setup = (f"_coursekit = {{}}\nexec({RUNTIME_SOURCE!r}, _coursekit)\nexec({probes_source!r}, _coursekit)\n"
+        setup = (f"_coursekit = {{}}\nexec({RUNTIME_SOURCE!r}, _coursekit)\nexec({prelude!r}, _coursekit)\n"
                  "_coursekit['stop_leftover_processes']()")
         results: dict = {}
         setup_error = self.run_hidden(setup)[1]
-        for step in probed_steps(probes_source):
+        for step, step_source in per_step.items():
             if setup_error:
                 results[step] = {"probe_error": f"the grader could not start its checks: {setup_error}", "values": {}}
                 continue
@@ -167,6 +201,7 @@ class ExecuteAndProbe(Execute):
                 results[step] = {"probe_error": f"the notebook has no cell with grade id {step!r}", "values": {}}
                 continue
             code = (
+                f"exec({step_source!r}, _coursekit)\n"
                 "from IPython.display import display as _ck_display\n"
                 f"_ck_display({{{probe_runtime.MIME!r}: _coursekit['run_probe'](_coursekit['{PROBE_PREFIX}{step}'], "
                 f"{answers[step]!r}, globals(), {step!r})}}, raw=True)"

@@ -6,6 +6,7 @@ written beside it, and the gradebook must be consistent afterwards.
 """
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -13,9 +14,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import ASSIGNMENT, COURSEKIT, make_course, notebook_paths, read_csv, run_coursekit
-from test_grading import FULL, scores
+from conftest import ASSIGNMENT, COURSEKIT, REPO, TRAINING, make_course, notebook_paths, read_csv, run_coursekit
+from test_grading import FULL, FULL_SCORES, scores
 
+from coursekit.execute import STAND_IN_PREFIX, probe_sources
 from coursekit.samples import SAMPLES, make_submission, write_submission
 from coursekit.sandbox import bwrap_problem
 
@@ -283,3 +285,50 @@ def test_an_interrupted_run_finishes_the_class_when_started_again(tmp_path):
     assert third.count("kept: graded by an earlier run") == len(names)
     assert {p: p.stat().st_mtime_ns for p in (course / "feedback").rglob("*.html")} == before
     assert read_csv(course / "reports" / ASSIGNMENT / "grades.csv") == list(rows.values())
+
+
+BORROWED_CALC_GRAD = """import gc
+def calc_grad(xb, yb, model):
+    "Calls any other calc_grad the kernel holds: the grader's own, during its checks."
+    for obj in gc.get_objects():
+        name = getattr(obj, "__name__", "")
+        if callable(obj) and obj is not calc_grad and "calc_grad" in name and not name.startswith("probe"):
+            return obj(xb, yb, model)
+    raise RuntimeError("nothing to borrow")"""
+
+BORROWED_OPTIM = """import gc
+class BasicOptim:
+    "Returns any other optimizer class's instance the kernel holds: the grader's own, during its checks."
+    def __new__(cls, params, lr):
+        for obj in gc.get_objects():
+            if (isinstance(obj, type) and obj is not cls and "optim" in obj.__name__.lower()
+                    and hasattr(obj, "zero_grad") and not obj.__module__.startswith("torch")):
+                return obj(params, lr)
+        raise RuntimeError("nothing to borrow")"""
+
+
+def test_no_stand_in_reaches_the_kernel_before_its_own_step_is_probed():
+    prelude, per_step = probe_sources((REPO / "tests" / "hidden" / TRAINING / "probes.py").read_text())
+    defined = re.compile(rf"^(def|class) {STAND_IN_PREFIX}(\w+)", re.M)
+    assert defined.findall(prelude) == []
+    sent = ""
+    for step, source in per_step.items():
+        sent += source
+        assert step not in [name for _, name in defined.findall(sent)], f"the grader's own {step} is in the kernel while {step} is probed"
+    # and each is sent, once, for the steps after its own
+    assert sorted(name for _, name in defined.findall(sent)) == ["basic_optim", "batch_accuracy", "calc_grad"]
+
+
+def test_borrowing_the_graders_own_code_earns_nothing(tmp_path):
+    """A calc_grad and a BasicOptim that look for the grader's correct versions in the kernel's memory."""
+    course = make_course(tmp_path / "course")
+    source, release = notebook_paths(course, TRAINING)
+    nb = make_submission(source, release, None)
+    cell(nb, "calc_grad").source, cell(nb, "basic_optim").source = BORROWED_CALC_GRAD, BORROWED_OPTIM
+    write_submission(course, TRAINING, "borrows", nb)
+    run_coursekit(course, "grade", TRAINING, "--workers", "1")
+    got = scores(read_csv(course / "reports" / TRAINING / "grades.csv")[0], TRAINING)
+    full = FULL_SCORES[TRAINING]
+    assert got["test_calc_grad"] == 0 and got["test_basic_optim"] == 0, got
+    assert {k: v for k, v in got.items() if k not in ("test_calc_grad", "test_basic_optim")} == \
+        {k: v for k, v in full.items() if k not in ("test_calc_grad", "test_basic_optim")}

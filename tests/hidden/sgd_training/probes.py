@@ -6,6 +6,9 @@ everything the cell uses from the steps around it: its own data, parameters
 and loaders, and correct versions of the functions of the other steps. So a
 mistake in one step never spills into another, and every run is deterministic.
 No reference values and no assertions here: those stay with the grader.
+
+A correct stand-in for step S is named stand_in_<S>. The grader sends it into
+the kernel only after S's own probe has run, so a student's S can never call it.
 """
 import torch
 
@@ -17,15 +20,15 @@ def _mnist_loss(predictions, targets):
     return torch.where(targets == 1, 1 - predictions, predictions).mean()
 
 
-def _calc_grad(xb, yb, model):
+def stand_in_calc_grad(xb, yb, model):
     _mnist_loss(model(xb), yb).backward()
 
 
-def _batch_accuracy(xb, yb):
+def stand_in_batch_accuracy(xb, yb):
     return ((xb > 0) == (yb == 1)).float().mean()
 
 
-class _Optim:
+class stand_in_basic_optim:
     def __init__(self, params, lr):
         self.params, self.lr = list(params), lr
 
@@ -99,7 +102,7 @@ def _epoch_inputs():
 
 def probe_train_epoch(run_cell):
     inputs = _epoch_inputs()
-    ns = run_cell(dl=inputs["batches"], dset=inputs["dataset"], calc_grad=_calc_grad, mnist_loss=_mnist_loss, lr=100.0)
+    ns = run_cell(dl=inputs["batches"], dset=inputs["dataset"], calc_grad=stand_in_calc_grad, mnist_loss=_mnist_loss, lr=100.0)
 
     def after_one_epoch():
         weights, bias = _leaves(inputs["weights"], inputs["bias"])
@@ -148,7 +151,7 @@ def probe_validate_epoch(run_cell):
     inputs = _validation_inputs()
     model = _linear_model(inputs["weights"], inputs["bias"])
     decoy = _linear_model(-inputs["weights"], -inputs["bias"])
-    ns = run_cell(valid_dl=inputs["valid_batches"], dl=inputs["train_batches"], batch_accuracy=_batch_accuracy, linear1=decoy)
+    ns = run_cell(valid_dl=inputs["valid_batches"], dl=inputs["train_batches"], batch_accuracy=stand_in_batch_accuracy, linear1=decoy)
     return {"inputs": lambda: inputs, "accuracy": lambda: _name(ns, "validate_epoch")(model)}
 
 
@@ -210,14 +213,14 @@ def probe_train_model(run_cell):
     valid = inputs["valid_batches"]
 
     def validate(model):
-        return round(torch.stack([_batch_accuracy(model(xb), yb) for xb, yb in valid]).mean().item(), 4)
+        return round(torch.stack([stand_in_batch_accuracy(model(xb), yb) for xb, yb in valid]).mean().item(), 4)
 
-    ns = run_cell(dl=inputs["batches"], calc_grad=_calc_grad, validate_epoch=validate, mnist_loss=_mnist_loss,
-                  batch_accuracy=_batch_accuracy, BasicOptim=_Optim, lr=100.0)
+    ns = run_cell(dl=inputs["batches"], calc_grad=stand_in_calc_grad, validate_epoch=validate, mnist_loss=_mnist_loss,
+                  batch_accuracy=stand_in_batch_accuracy, BasicOptim=stand_in_basic_optim, lr=100.0)
 
     def trained():
         weights, bias = _leaves(inputs["weights"], inputs["bias"])
-        accs = _name(ns, "train_model")(_linear_model(weights, bias), _Optim((weights, bias), inputs["lr"]), inputs["epochs"])
+        accs = _name(ns, "train_model")(_linear_model(weights, bias), stand_in_basic_optim((weights, bias), inputs["lr"]), inputs["epochs"])
         return {"weights": weights, "bias": bias, "accs": accs}
 
     return {"inputs": lambda: inputs, "trained": trained}
@@ -250,7 +253,7 @@ def probe_training_run(run_cell):
     seen = {"epochs": 0, "models": []}
 
     def validate(model):
-        return round(torch.stack([_batch_accuracy(model(xb), yb) for xb, yb in valid_dl]).mean().item(), 4)
+        return round(torch.stack([stand_in_batch_accuracy(model(xb), yb) for xb, yb in valid_dl]).mean().item(), 4)
 
     def train_model(model, opt, epochs):
         seen["models"].append(model)
@@ -258,7 +261,7 @@ def probe_training_run(run_cell):
         for _ in range(epochs):
             seen["epochs"] += 1
             for xb, yb in dl:
-                _calc_grad(xb, yb, model)
+                stand_in_calc_grad(xb, yb, model)
                 opt.step()
                 opt.zero_grad()
             accs.append(validate(model))
@@ -268,8 +271,8 @@ def probe_training_run(run_cell):
     torch.manual_seed(0)
     plt.close("all")
     missing = object()  # the cell itself must make linear_model: the one an earlier cell made does not count
-    ns = run_cell(dl=dl, valid_dl=valid_dl, train_model=train_model, calc_grad=_calc_grad, validate_epoch=validate,
-                  batch_accuracy=_batch_accuracy, mnist_loss=_mnist_loss, BasicOptim=_Optim, lr=1.0, linear_model=missing)
+    ns = run_cell(dl=dl, valid_dl=valid_dl, train_model=train_model, calc_grad=stand_in_calc_grad, validate_epoch=validate,
+                  batch_accuracy=stand_in_batch_accuracy, mnist_loss=_mnist_loss, BasicOptim=stand_in_basic_optim, lr=1.0, linear_model=missing)
 
     def model():
         found = _name(ns, "linear_model")
