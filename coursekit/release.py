@@ -41,31 +41,21 @@ def label_notebook(path: Path, assignment: str) -> None:
     nbformat.write(notebook, path)
 
 
-def split_lines(notebook: Path) -> tuple[set[str], str]:
-    """(lines inside solution, hidden-test and mark-scheme regions; the text outside them) of a source notebook."""
-    protected, shown, inside = set(), [], False
+def protected_lines(notebook: Path) -> set[str]:
+    """Lines inside solution, hidden-test and mark-scheme regions of a source notebook."""
+    lines, inside = set(), False
     for cell in json.loads(notebook.read_text())["cells"]:
         for line in "".join(cell["source"]).splitlines():
             if any(begin in line for begin, _ in REGIONS):
                 inside = True
             elif any(end in line for _, end in REGIONS):
                 inside = False
-            elif inside:
-                if len(line.strip()) > MIN_LEAK_LENGTH:
-                    protected.add(line.strip())
-            else:
-                shown.append(line)
-    return protected, "\n".join(shown)
-
-
-def protected_lines(notebook: Path) -> set[str]:
-    return split_lines(notebook)[0]
+            elif inside and len(line.strip()) > MIN_LEAK_LENGTH:
+                lines.add(line.strip())
+    return lines
 
 
 def leaked_lines(source: Path, released: Path) -> list[str]:
-    """Protected lines found in the release. A line the source also shows outside its regions (a function's
-    signature that its solution calls, say) is the author's choice to show, not a leak."""
     text = "\n".join("".join(cell["source"]) for cell in json.loads(released.read_text())["cells"])
     markers = [marker for region in REGIONS for marker in region if marker in text]
-    protected, shown = split_lines(source)
-    return sorted(markers + [line for line in protected if line in text and line not in shown])
+    return sorted(markers + [line for line in protected_lines(source) if line in text])
