@@ -66,8 +66,9 @@ def cmd_grade(args) -> int:
         raise CourseError(f"--workers must be at least 1, not {args.workers}")
     if args.lms and not args.roster:  # before grading, not after it
         raise CourseError("--lms needs --roster, the roster CSV exported from the LMS")
+    config = load_config(args.root)
     try:
-        sandboxed, sandbox_line = sandbox_plan(load_config(args.root))
+        sandboxed, sandbox_line = sandbox_plan(config)
     except RuntimeError as exc:
         raise CourseError(str(exc)) from exc
     print(f"grading {len(students)} submission(s) of {args.assignment}", flush=True)
@@ -76,7 +77,7 @@ def cmd_grade(args) -> int:
     outcomes = grade_assignment(args.root, args.assignment, students, on_outcome=progress.show, workers=args.workers,
                                 scheduler=args.scheduler, on_start=progress.begin, regrade=args.regrade, sandboxed=sandboxed)
     notebook = source_notebooks(args.root, args.assignment)[0].stem
-    db_url = load_config(args.root).CourseDirectory.db_url or f"sqlite:///{args.root / 'gradebook.db'}"
+    db_url = config.CourseDirectory.db_url or f"sqlite:///{args.root / 'gradebook.db'}"
     report = write_reports(args.root, args.assignment, notebook, db_url, outcomes)
     print()
     print(format_table(report))
