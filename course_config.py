@@ -27,6 +27,7 @@ c.Autograde.autograde_preprocessors = [
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
     "coursekit.checks.HiddenChecks",
+    "coursekit.guard.WithholdGraderText",  # last: no line of the grader's code reaches a student
     "nbgrader.preprocessors.SaveAutoGrades",
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
@@ -50,7 +51,10 @@ c.ExecuteAndProbe.max_output_bytes = 200_000  # output kept per cell; a flood of
 c.Sandbox.mode = "auto"  # or "bwrap" (refuse to grade without it) or "none"
 c.Sandbox.memory_mb = 4096  # address space per kernel: a runaway allocation fails in the student's cell
 c.Sandbox.max_processes = 64  # processes and threads per kernel (pids cgroup): a fork bomb stops there
+c.Sandbox.disk_mb = 512  # files a kernel may write in all its folders (a tmpfs): a write past it fails in the cell
 c.HiddenChecks.checks_root = HIDDEN_CHECKS
 c.HiddenChecks.source_directory = str(COURSE_ROOT / "source")
+c.WithholdGraderText.checks_root = HIDDEN_CHECKS
+c.WithholdGraderText.source_directory = str(COURSE_ROOT / "source")
 # generate_feedback: nbconvert's HTML exporter, minus a full re-parse of each page when it changes nothing
 c.GenerateFeedback.exporter_class = "coursekit.report.FeedbackExporter"

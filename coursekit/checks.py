@@ -64,7 +64,7 @@ class ProbeValues:
         if result is None:
             raise StepFailed(f"this step was not checked: the grader has no values for {step!r}")
         if result.get("probe_error"):
-            raise StepFailed(f"your {step} code could not be checked: {result['probe_error']}")
+            raise StepFailed(result["probe_error"])  # a hint the kit wrote (execute.run_probes)
         entry = result["values"].get(name)
         if entry is None:
             raise StepFailed(f"the grader has no value {name!r} for {step!r}")
@@ -103,6 +103,7 @@ class CheckResult:
     points: float
     passed: bool
     hint: str
+    withheld: str = ""  # the file a hint quoted, when the guard (guard.py) withheld it
 
 
 class _CheckPlugin:
@@ -171,7 +172,8 @@ def step_scores(results: list[CheckResult]) -> dict[str, tuple[float, float]]:
 
 def require_working_reference(probes: dict, notebook) -> dict:
     """The reference solution's probe values, or an error naming the steps where it fails its own probes."""
-    broken = {step: r.get("probe_error") or r.get("cell_error") for step, r in probes.items() if r.get("probe_error") or r.get("cell_error")}
+    broken = {step: r.get("grader_error") or r.get("probe_error") or r.get("cell_error")  # staff read the grader's own error
+              for step, r in probes.items() if r.get("probe_error") or r.get("cell_error")}
     if broken:
         raise RuntimeError(f"the reference solution {notebook} fails its own probes: {broken}")
     return probes
@@ -248,6 +250,14 @@ def visible_outputs(outputs: list) -> list:
     for output in outputs:
         if output.output_type == "stream":
             kept.append(new_output("stream", name="stdout", text=output.text))
+        elif output.output_type == "error" and output.ename in TIME_LIMIT_ERRORS:
+            # the kernel's KeyboardInterrupt and nbclient's CellTimeoutError: one stop, said once, in words
+            note = "Your visible checks stopped here: the cell ran past its time limit, so the grader stopped it\n"
+            if not any(o.get("text") == note for o in kept):
+                kept.append(new_output("stream", name="stdout", text=note))
         elif output.output_type == "error":
             kept.append(new_output("stream", name="stdout", text=f"Your visible checks stopped here: {output.ename}: {output.evalue}\n"))
     return kept
+
+
+TIME_LIMIT_ERRORS = ("KeyboardInterrupt", "CellTimeoutError")

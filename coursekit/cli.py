@@ -55,7 +55,7 @@ class Progress:
 def cmd_grade(args) -> int:
     from .course import load_config, source_notebooks
     from .grade import find_students, grade_assignment
-    from .report import format_check_summary, format_table, write_reports
+    from .report import format_check_summary, format_table, format_notes, write_reports
     from .sandbox import sandbox_plan
 
     students = args.student or find_students(args.root, args.assignment)
@@ -82,6 +82,8 @@ def cmd_grade(args) -> int:
     print()
     print(format_table(report))
     print(format_check_summary(report["folder"] / "checks.csv", len(outcomes)))
+    if report["notes"]:
+        print(format_notes(report))
     if args.lms:
         from .lms import write_lms_grades
 

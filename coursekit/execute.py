@@ -19,6 +19,7 @@ import nbformat
 import torch
 from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell, new_output
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbgrader.preprocessors import Execute
 from traitlets import Bool, Integer, Unicode
 
@@ -103,7 +104,9 @@ class ExecuteAndProbe(Execute):
         from nbclient import NotebookClient
 
         NotebookClient.__init__(self, nb, km)
-        if use_bwrap(Sandbox(parent=self).mode):
+        sandbox = Sandbox(parent=self)
+        sandboxed = use_bwrap(sandbox.mode)
+        if sandboxed:
             self.kernel_manager_class = SandboxedKernelManager
         elif self.fork_kernels:
             self.kernel_manager_class = ForkedKernelManager
@@ -114,11 +117,26 @@ class ExecuteAndProbe(Execute):
         with self.setup_kernel():
             info_msg = self.wait_for_reply(self.kc.kernel_info())
             self.nb.metadata["language_info"] = info_msg["content"]["language_info"]
-            self.run_cells(resources)
+            try:
+                self.run_cells(resources)
+            except DeadKernelError as exc:
+                raise DeadKernelError(self.why_the_kernel_died(exc)) from exc
+            if sandboxed:
+                note_disk_limit(self.nb, sandbox.disk_mb)
             probes = self.run_probes(assignment) if assignment else {}
         self.set_widgets_metadata()
         self.resources.setdefault("coursekit", {})["probes"] = probes
         return self.nb, self.resources
+
+    def ran_out_of_memory(self) -> bool:
+        """Whether the sandbox's memory cgroup killed the kernel (the sandbox alone knows)."""
+        cgroups = getattr(getattr(self.km, "provisioner", None), "cgroups", None)
+        return cgroups is not None and cgroups.ran_out_of_memory()
+
+    def why_the_kernel_died(self, exc: Exception) -> str:
+        if self.ran_out_of_memory():
+            return f"Kernel died: {memory_limit_words(Sandbox(parent=self).memory_mb)}"
+        return str(exc)
 
     def run_cells(self, resources) -> None:
         """Every cell in turn, each within its own time limit and all within notebook_timeout."""
@@ -184,6 +202,11 @@ class ExecuteAndProbe(Execute):
         return nb, resources
 
     def run_probes(self, assignment: str) -> dict:
+        """Each step's probe, run in the notebook's kernel; step -> what it brought back.
+
+        A step whose probe fails gets a "probe_error": a hint the kit writes for the student
+        (nothing of nbclient's or the kernel's own error text, which can quote the probe).
+        """
         path = probes_file(self.checks_root, assignment)
         if not path.exists():
             return {}
@@ -192,13 +215,15 @@ class ExecuteAndProbe(Execute):
         setup = (f"_coursekit = {{}}\nexec({RUNTIME_SOURCE!r}, _coursekit)\nexec({prelude!r}, _coursekit)\n"
                  "_coursekit['stop_leftover_processes']()")
         results: dict = {}
-        setup_error = self.run_hidden(setup)[1]
+        self.grader_errors: dict[str, str] = {}  # for staff only: what failed on the grader's side, by step
+        setup_failure = self.run_hidden(setup, "setup")[1]
         for step, step_source in per_step.items():
-            if setup_error:
-                results[step] = {"probe_error": f"the grader could not start its checks: {setup_error}", "values": {}}
+            if setup_failure:
+                results[step] = {"probe_error": probe_failure_hint(setup_failure, step, self.probe_timeout), "values": {},
+                                 "grader_error": f"the probes' set-up failed: {self.grader_errors.get('setup', setup_failure)}"}
                 continue
             if step not in answers:
-                results[step] = {"probe_error": f"the notebook has no cell with grade id {step!r}", "values": {}}
+                results[step] = {"probe_error": f"your {step} code could not be checked: the notebook has no cell with grade id {step!r}", "values": {}}
                 continue
             code = (
                 f"exec({step_source!r}, _coursekit)\n"
@@ -206,37 +231,103 @@ class ExecuteAndProbe(Execute):
                 f"_ck_display({{{probe_runtime.MIME!r}: _coursekit['run_probe'](_coursekit['{PROBE_PREFIX}{step}'], "
                 f"{answers[step]!r}, globals(), {step!r})}}, raw=True)"
             )
-            encoded, error = self.run_hidden(code)
+            encoded, failure = self.run_hidden(code, step)
             if encoded is None:
-                results[step] = {"probe_error": error or "the probe returned nothing", "values": {}}
+                results[step] = {"probe_error": probe_failure_hint(failure or GRADER_SIDE, step, self.probe_timeout,
+                                                                   Sandbox(parent=self).memory_mb), "values": {},
+                                 "grader_error": self.grader_errors.get(step, failure or "no result")}
                 continue
             try:
                 results[step] = decode_probe_output(encoded)
             except Exception as exc:  # tampered or broken bytes: the step fails, the grader goes on
-                results[step] = {"probe_error": f"the values could not be read back ({type(exc).__name__})", "values": {}}
+                self.log.warning("probe %s: its result could not be read back: %s: %s", step, type(exc).__name__, exc)
+                results[step] = {"probe_error": f"your {step} code could not be checked: what it returned could not be read "
+                                 "back (the grader accepts plain tensors, numbers, strings, lists and dicts)", "values": {}}
+                continue
+            if "timed_out" in results[step]:
+                results[step]["probe_error"] = timeout_hint(step, results[step]["timed_out"], self.probe_timeout)
+            elif results[step].get("probe_error"):
+                results[step]["probe_error"] = f"your {step} code could not be checked: {results[step]['probe_error']}"
         return results
 
-    def run_hidden(self, code: str) -> tuple[str | None, str | None]:
-        """Run code in the kernel outside the notebook; return (probe payload, error text)."""
+    def run_hidden(self, code: str, step: str) -> tuple[str | None, str | None]:
+        """Run code in the kernel outside the notebook; return (probe payload, failure: TIMEOUT, DEAD_KERNEL,
+        GRADER_SIDE or None). What went wrong on the grader's side is logged for staff, never passed on."""
         cell = new_code_cell(code)
         saved_timeout, self.timeout = self.timeout, self.probe_timeout
         self.nb.cells.append(cell)  # nbclient addresses the cell it runs by its index in the notebook
         try:
             self.execute_cell(cell, len(self.nb.cells) - 1, store_history=False)
-        except Exception as exc:  # a dead or hung kernel costs this step, not the run
-            return None, f"{type(exc).__name__}: {exc}".strip()[:300]
+        except CellTimeoutError:  # its text previews the probe cell: never shown to anyone
+            self.log.warning("probe %s: the kernel did not answer within %s s of its time limit", step, self.iopub_timeout)
+            return None, TIMEOUT
+        except DeadKernelError:
+            return None, OUT_OF_MEMORY if self.ran_out_of_memory() else DEAD_KERNEL
+        except Exception as exc:  # a broken kernel connection costs this step, not the run
+            self.grader_errors[step] = f"{type(exc).__name__}: {str(exc)[:300]}"
+            self.log.warning("probe %s failed on the grader's side: %s", step, self.grader_errors[step])
+            return None, GRADER_SIDE
         finally:
             self.nb.cells.pop()
             self.timeout = saved_timeout
-        payload, error = None, None
+        payload, failure = None, None
         for output in cell.outputs:
             if output.output_type == "display_data" and probe_runtime.MIME in output.get("data", {}):
                 payload = output["data"][probe_runtime.MIME]
             elif output.output_type == "error":
-                error = f"{output.ename}: {output.evalue}"
-                if output.ename == "CellTimeoutError":
-                    error = f"it did not finish within {self.probe_timeout} seconds"
-        return payload, error
+                failure = TIMEOUT if output.ename in ("CellTimeoutError", "KeyboardInterrupt") else GRADER_SIDE
+                if failure == GRADER_SIDE:
+                    self.grader_errors[step] = f"{output.ename}: {str(output.evalue)[:300]}"
+                    self.log.warning("probe %s failed in the kernel: %s", step, self.grader_errors[step])
+        return payload, failure
+
+
+TIMEOUT, DEAD_KERNEL, OUT_OF_MEMORY, GRADER_SIDE = "timeout", "dead kernel", "out of memory", "grader side"
+
+
+def memory_limit_words(memory_mb: int) -> str:
+    return f"the notebook used more than {memory_mb} MiB of memory, the limit for a notebook"
+
+
+def timeout_hint(step: str, where: str | None, limit: int) -> str:
+    """What a student reads when their code for `step` ran past the probe's time limit.
+
+    `where` is the function of theirs that was running ("accuracy", "DataLoader.__iter__"),
+    "<module>" for the top level of their cell, or empty when it is not known.
+    """
+    advice = "check it for a loop that never ends (a `while` whose condition never becomes false, say)"
+    if where and where != "<module>":
+        return f"`{where}` did not return within {limit} s, so the grader stopped it: {advice}"
+    if where == "<module>":
+        return f"your {step} cell did not finish within {limit} s, so the grader stopped it: {advice}"
+    return f"your {step} code did not finish within {limit} s, so the grader stopped it: {advice}"
+
+
+def probe_failure_hint(failure: str, step: str, limit: int, memory_mb: int = 0) -> str:
+    """The student's hint for a probe that brought nothing back, written by the kit."""
+    if failure == TIMEOUT:
+        return timeout_hint(step, None, limit)
+    if failure == OUT_OF_MEMORY:
+        return f"your {step} code could not be checked: the kernel was stopped because {memory_limit_words(memory_mb)}"
+    if failure == DEAD_KERNEL:
+        return (f"your {step} code could not be checked: the kernel stopped while it ran (it crashed, ran out of "
+                "memory, or called exit)")
+    return (f"your {step} code could not be checked, because of a problem on the grader's side, not in your code: "
+            "your teacher can see what went wrong")
+
+
+DISK_FULL = "No space left on device"
+LIMIT_NOTE = "coursekit-limit"  # an output's metadata key: a note the grader added about a limit, for the report
+
+
+def note_disk_limit(nb, disk_mb: int) -> None:
+    """Say, under each cell where a write failed for want of space, that the notebook reached its limit."""
+    for cell in nb.cells:
+        if cell.cell_type != "code" or not any(DISK_FULL in json.dumps(o) for o in cell.outputs if o.output_type in ("error", "stream")):
+            continue
+        text = (f"[the grader: your notebook wrote more than {disk_mb} MiB of files, the limit for a notebook's files "
+                "(its folder, /tmp and your home together), so a write failed with 'No space left on device']")
+        cell.outputs.append(new_output("display_data", data={"text/plain": text}, metadata={LIMIT_NOTE: text}))
 
 
 def cell_sources(nb) -> list[tuple[str, str]]:

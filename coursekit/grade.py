@@ -102,6 +102,9 @@ def submission_problem(root: Path, folder: Path, notebook_names: list[str]) -> s
 def autograde_failure(result: dict) -> str:
     """The reason nbgrader gives for a failed autograde, in one line."""
     text = (result.get("log") or "") + (result.get("error") or "")
+    memory = re.search(r"the notebook used more than \d+ MiB of memory[^\n]*", text)
+    if memory:  # the sandbox knows this cause (execute.ExecuteAndProbe.why_the_kernel_died)
+        return f"the kernel died: {memory.group(0)}"
     if "DeadKernelError" in text or "Kernel died" in text:
         return "the kernel died while running the notebook (it crashed, ran out of memory or exited)"
     errors = [line for line in text.splitlines() if line.startswith("[ERROR]")]

@@ -16,9 +16,11 @@ MIME = "application/vnd.coursekit.probe+base64"
 MAX_ITEMS = 10_000  # bounds lists a probe sends back (an endless generator, say)
 
 
+class _Interrupted(Exception):
+    """The grader interrupted this probe at its time limit: nothing more of it is run."""
+
+
 def describe_error(exc):
-    if isinstance(exc, KeyboardInterrupt):  # the grader interrupts a probe that runs past its time limit
-        return "it did not finish within the time limit and was interrupted"
     text = f"{type(exc).__name__}: {exc}"
     return text if len(text) < 500 else text[:500] + "..."
 
@@ -72,15 +74,37 @@ def take(iterable, limit):
     return list(_itertools.islice(iter(iterable), limit))
 
 
+def interrupted_in(exc, filename):
+    """Where the student's code was when the grader interrupted it: the innermost function of theirs
+    ("DataLoader.__iter__", "accuracy"), "<module>" for the cell's own top level, or None."""
+    where, frame = None, exc.__traceback__
+    while frame is not None:
+        if frame.tb_frame.f_code.co_filename == filename:
+            where = frame.tb_frame.f_code.co_qualname
+        frame = frame.tb_next
+    return where
+
+
 def run_probe(probe, cell_source, student_globals, step):
-    """Run `probe` against a fresh copy of the student's namespace; return its encoded result."""
+    """Run `probe` against a fresh copy of the student's namespace; return its encoded result.
+
+    When the grader interrupts it at its time limit (a KeyboardInterrupt), the probe stops there
+    and says where the student's code was, so that the kernel is free for the next step at once.
+    """
     result = {"cell_error": None, "values": {}}
+    filename = f"<your {step} cell>"
+
+    def interrupted(exc):
+        result["timed_out"] = interrupted_in(exc, filename) or ""
+        return _Interrupted()
 
     def run_cell(**inputs):
         namespace = dict(student_globals)
         namespace.update(inputs)
         try:
-            exec(compile(cell_source, f"<your {step} cell>", "exec"), namespace)
+            exec(compile(cell_source, filename, "exec"), namespace)
+        except KeyboardInterrupt as exc:
+            raise interrupted(exc) from None
         except BaseException as exc:  # a student's cell may raise anything, even SystemExit
             result["cell_error"] = describe_error(exc)
         return namespace
@@ -90,8 +114,17 @@ def run_probe(probe, cell_source, student_globals, step):
         for name, thunk in thunks.items():
             try:
                 result["values"][name] = {"ok": to_plain(thunk())}
+            except KeyboardInterrupt as exc:
+                raise interrupted(exc) from None
+            except _Interrupted:
+                raise
             except BaseException as exc:
                 result["values"][name] = {"error": describe_error(exc)}
+    except _Interrupted:
+        result["values"] = {}
+    except KeyboardInterrupt as exc:  # in the probe's own code, between two calls of the student's
+        interrupted(exc)
+        result["values"] = {}
     except BaseException as exc:
         result["probe_error"] = describe_error(exc)
     buffer = _io.BytesIO()

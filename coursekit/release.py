@@ -10,9 +10,8 @@ import json
 from pathlib import Path
 
 from .course import CourseError, nbgrader_api, source_notebooks
+from .grader_text import leaked_lines
 
-REGIONS = (("BEGIN SOLUTION", "END SOLUTION"), ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS"), ("BEGIN MARK SCHEME", "END MARK SCHEME"))
-MIN_LEAK_LENGTH = 12  # shorter lines ("return x") are too common to call a leak
 
 
 def release_assignment(root: Path, assignment: str) -> list[Path]:
@@ -39,23 +38,3 @@ def label_notebook(path: Path, assignment: str) -> None:
     notebook = nbformat.read(path, as_version=4)
     notebook.metadata["coursekit"] = {"assignment": assignment, "notebook": path.name}
     nbformat.write(notebook, path)
-
-
-def protected_lines(notebook: Path) -> set[str]:
-    """Lines inside solution, hidden-test and mark-scheme regions of a source notebook."""
-    lines, inside = set(), False
-    for cell in json.loads(notebook.read_text())["cells"]:
-        for line in "".join(cell["source"]).splitlines():
-            if any(begin in line for begin, _ in REGIONS):
-                inside = True
-            elif any(end in line for _, end in REGIONS):
-                inside = False
-            elif inside and len(line.strip()) > MIN_LEAK_LENGTH:
-                lines.add(line.strip())
-    return lines
-
-
-def leaked_lines(source: Path, released: Path) -> list[str]:
-    text = "\n".join("".join(cell["source"]) for cell in json.loads(released.read_text())["cells"])
-    markers = [marker for region in REGIONS for marker in region if marker in text]
-    return sorted(markers + [line for line in protected_lines(source) if line in text])

@@ -19,6 +19,8 @@ from nbconvert.exporters import HTMLExporter, TemplateExporter
 from nbconvert.filters.highlight import Highlight2HTML
 from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
 
+from .execute import LIMIT_NOTE
+
 
 def read_gradebook(db_url: str, assignment: str, notebook: str, students: list[str]) -> dict[str, dict[str, float | None]]:
     """student -> {grade cell: score (None while it awaits manual grading)} for graded submissions."""
@@ -44,14 +46,21 @@ def grade_columns(db_url: str, assignment: str, notebook: str, order: list[str])
     return [(name, cells[name]) for name in order if name in cells] + [(n, p) for n, p in cells.items() if n not in order]
 
 
-def read_checks(autograded: Path) -> list[dict]:
+def read_checks(autograded: Path) -> tuple[list[dict], list[dict]]:
+    """The outcome of every hidden check in an autograded notebook, and notes for staff: what the guard
+    withheld from it, and the limits it reached."""
     if not autograded.exists():
-        return []
+        return [], []
     rows = []
     # plain JSON: nbgrader wrote and validated this notebook; validating it again costs more than the rest
-    for cell in json.loads(autograded.read_text(encoding="utf-8"))["cells"]:
+    notebook = json.loads(autograded.read_text(encoding="utf-8"))
+    notes = list(notebook.get("metadata", {}).get("coursekit", {}).get("withheld", []))
+    for index, cell in enumerate(notebook["cells"]):
         rows.extend(cell.get("metadata", {}).get("coursekit", {}).get("checks", []))
-    return rows
+        where = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") or f"cell {index + 1}"
+        notes += [{"cell": where, "limit": o["metadata"][LIMIT_NOTE]} for o in cell.get("outputs", [])
+                  if LIMIT_NOTE in o.get("metadata", {})]
+    return rows, notes
 
 
 def write_reports(root: Path, assignment: str, notebook: str, db_url: str, outcomes: list) -> dict:
@@ -78,12 +87,29 @@ def write_reports(root: Path, assignment: str, notebook: str, db_url: str, outco
             table.append({"student": outcome.student, "status": status, "scores": dict(zip([n for n, _ in columns], values)), "total": total, "max_total": max_total, "message": outcome.message})
     with open(folder / "checks.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["student", "step", "check", "description", "passed", "points", "hint"])
+        writer.writerow(["student", "step", "check", "description", "passed", "points", "hint", "withheld"])
+        notes = []
         for outcome in outcomes:
-            for check in read_checks(root / "autograded" / outcome.student / assignment / f"{notebook}.ipynb") if outcome.graded else []:
+            checks, held = read_checks(root / "autograded" / outcome.student / assignment / f"{notebook}.ipynb") if outcome.graded else ([], [])
+            notes += [{"student": outcome.student, **entry} for entry in held]
+            for check in checks:
                 earned = check["points"] if check["passed"] else 0
-                writer.writerow([outcome.student, check["step"], check["check"], check["description"], check["passed"], f"{earned:g}", check["hint"]])
-    return {"columns": columns, "rows": table, "folder": folder}
+                writer.writerow([outcome.student, check["step"], check["check"], check["description"], check["passed"], f"{earned:g}",
+                                 check["hint"], check.get("withheld", "")])
+    return {"columns": columns, "rows": table, "folder": folder, "notes": notes}
+
+
+def format_notes(report: dict) -> str:
+    """For staff: each line of grading output withheld from a student because it quoted the grader's code,
+    and each limit a notebook reached."""
+    lines = []
+    for e in report["notes"]:
+        if "limit" in e:
+            lines.append(f"NOTE: {e['student']}: in {e['cell']}, {e['limit'].removeprefix('[the grader: your ').rstrip(']')}")
+        else:
+            lines.append(f"WARNING: {e['student']}: a line in {e['cell']}{' (' + e['check'] + ')' if e['check'] else ''} quoted "
+                         f"{e['file']}; it was withheld from the student's notebook and feedback")
+    return "\n".join(lines)
 
 
 def format_table(report: dict) -> str:

@@ -10,6 +10,9 @@ is cleared. Limits: address space (RLIMIT_AS, so a runaway allocation raises
 MemoryError in the student's cell), and, where the machine lets coursekit make
 cgroups, a pids cgroup (a fork bomb stops at `max_processes`, also when the
 grader runs as root, where RLIMIT_NPROC does not apply) and a memory cgroup.
+Files: every folder the kernel can write (its working copy, /tmp, its home,
+/dev/shm) is on one tmpfs of `disk_mb` (sandbox_disk.py makes it inside the
+sandbox); bwrap's own root and /dev are read-only.
 
 The kernel talks to the grader over ipc sockets in a folder bound into the
 sandbox, so no TCP port is needed across the network namespace.
@@ -45,6 +48,10 @@ class Sandbox(Configurable):
         "auto: bwrap where it works, else no sandbox, said loudly; none: no sandbox.")).tag(config=True)
     memory_mb = Integer(4096, help="Address space a kernel may use, in MiB.").tag(config=True)
     max_processes = Integer(64, help="Processes and threads a kernel may have at once (pids cgroup).").tag(config=True)
+    disk_mb = Integer(512, help=(
+        "Files a kernel may write, in MiB, in all the folders it can write (its working folder, /tmp, its home, "
+        "/dev/shm): one tmpfs of this size, beyond the files handed in. A write past it fails in the cell with "
+        "'No space left on device'; the grading machine's disk is never written.")).tag(config=True)
 
 
 @functools.cache
@@ -88,7 +95,8 @@ def sandbox_plan(config) -> tuple[bool, str]:
     probe.remove()
     return True, (f"sandbox: bubblewrap; each kernel runs as uid {SANDBOX_UID} in its own user, PID, mount and network "
                   f"namespaces and sees only its own copy of the submission, with Python and the data read-only; "
-                  f"limits: {limits.memory_mb} MiB address space, {limits.max_processes} processes ({cgroups})")
+                  f"limits: {limits.memory_mb} MiB address space, {limits.max_processes} processes ({cgroups}), "
+                  f"{limits.disk_mb} MiB of files written")
 
 
 def readable_paths() -> list[str]:
@@ -128,11 +136,27 @@ def bwrap_argv(workdir: str, run_dir: str, home: str) -> list[str]:
         argv += ["--ro-bind", path, path]
     # run_dir holds the connection file, the ipc sockets and the private home
     argv += ["--bind", run_dir, run_dir, "--bind", workdir, workdir, "--chdir", workdir]
+    # bwrap's own root and /dev are tmpfs without a size: nothing may be written there
+    argv += ["--dir", "/.coursekit/limited", "--dir", "/.coursekit/run", "--remount-ro", "/", "--remount-ro", "/dev"]
     env = {"HOME": home, "MPLCONFIGDIR": f"{home}/.config/matplotlib", "PATH": f"{sys.prefix}/bin:/usr/bin:/bin",
            "LANG": "C.UTF-8", "COURSEKIT_MNIST_SAMPLE": str(mnist_sample_path()), "PYTHONDONTWRITEBYTECODE": "1"}
     for name, value in env.items():
         argv += ["--setenv", name, value]
     return argv
+
+
+def disk_limit_argv(limits: "Sandbox", workdir: str, run_dir: str, home: str) -> list[str]:
+    """The command, run inside bwrap before the kernel's own, that puts every folder the kernel can write
+    on one tmpfs of limits.disk_mb MiB (sandbox_disk.py)."""
+    return [sys.executable, "-I", "-S", str(Path(__file__).with_name("sandbox_disk.py")), str(limits.disk_mb),
+            workdir, run_dir, home, "--"]
+
+
+def sockets_parent() -> str | None:
+    """Where each kernel's run folder (connection file, ipc sockets) is made: /dev/shm, in memory, where a
+    kernel's writes count against its memory cgroup instead of filling a disk; else the temporary folder."""
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
 
 
 class KernelCgroups:
@@ -169,6 +193,18 @@ class KernelCgroups:
             return True
         except OSError:
             return False
+
+    def ran_out_of_memory(self) -> bool:
+        """Whether the kernel's memory cgroup killed a process for using more than its limit."""
+        for folder in self.folders:
+            for name in ("memory.oom_control", "memory.events"):  # v1, v2: a line "oom_kill N"
+                try:
+                    lines = (folder / name).read_text().splitlines()
+                except OSError:
+                    continue
+                if any(line.split()[:1] == ["oom_kill"] and int(line.split()[1]) > 0 for line in lines):
+                    return True
+        return False
 
     @property
     def limits_processes(self) -> bool:
@@ -226,7 +262,7 @@ class SandboxedProvisioner(LocalProvisioner):
         self.cgroups = KernelCgroups(f"k{uuid.uuid4().hex[:16]}", limits)
         workdir = str(Path(kwargs.get("cwd") or os.getcwd()).resolve())
         wrapped = [*self.cgroups.join_prefix(), "prlimit", f"--as={limits.memory_mb * 2**20}", "--core=0", "--",
-                   *bwrap_argv(workdir, km.run_dir, km.home), *cmd]
+                   *bwrap_argv(workdir, km.run_dir, km.home), *disk_limit_argv(limits, workdir, km.run_dir, km.home), *cmd]
         kwargs["env"] = {}  # bwrap --clearenv sets the sandbox's own; nothing of the grader's leaks in
         kwargs["stdout"] = kwargs["stderr"] = subprocess.DEVNULL  # the kernel's banner is not the grader's output
         return await super().launch_kernel(wrapped, **kwargs)
@@ -244,7 +280,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         kwargs["transport"] = "ipc"
         super().__init__(**kwargs)
         self.sandbox = Sandbox(parent=self)
-        self.run_dir = tempfile.mkdtemp(prefix="coursekit-kernel-")
+        self.run_dir = tempfile.mkdtemp(prefix="coursekit-kernel-", dir=sockets_parent())
         self.home = os.path.join(self.run_dir, "home")
         prepare_home(Path(self.home))
         self.ip = os.path.join(self.run_dir, "k")

@@ -148,7 +148,7 @@ def format_check(path: Path, statuses: list[StepStatus], found: list[str]) -> st
 
 def bundle_release(root: Path, assignment: str, output: Path) -> list[str]:
     """Zip release/<assignment>/ (notebooks and public helper files); return the names in the zip."""
-    from .release import leaked_lines
+    from .grader_text import leaked_lines
 
     folder = root / "release" / assignment
     if not folder.is_dir():

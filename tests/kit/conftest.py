@@ -2,6 +2,9 @@
 graded once per session by the real `coursekit` command."""
 import ast
 import csv
+import html
+import json
+import re
 import shutil
 import subprocess
 import sys
@@ -10,6 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from coursekit.grader_text import notebook_lines
 from coursekit.samples import SAMPLES, make_submission, write_samples, write_submission
 
 REPO = Path(__file__).resolve().parents[2]
@@ -99,3 +103,63 @@ def graded_training(tmp_path_factory):
 GRADED = {ASSIGNMENT: "graded_course", TRAINING: "graded_training"}
 MISTAKES = [(a, s) for a in GRADED for s in SAMPLES[a] if s.mistake]
 EQUIVALENTS = [(a, s) for a in GRADED for s in SAMPLES[a] if not s.mistake]
+
+
+def grader_lines(assignment: str) -> set[str]:
+    """Written here on its own terms, not with the guard's code: every code line of the probes and hidden
+    checks long enough to mean something and free of quotes, and every solution line that the release does
+    not show anyway; less what the checks' authors wrote into hints for students ("call p.grad.zero_()")."""
+    lines, hints = set(), []
+    for module in (REPO / "tests" / "hidden" / assignment).glob("*.py"):
+        text = module.read_text()
+        hints += [node.value for node in ast.walk(ast.parse(text)) if isinstance(node, ast.Constant) and isinstance(node.value, str)]
+        for line in text.splitlines():
+            line = line.strip()
+            if len(line) >= 20 and not line.startswith("#") and '"' not in line and "'" not in line:
+                lines.add(line)
+    solution, given = notebook_lines(REPO / "source" / assignment / f"{assignment}.ipynb")
+    return {line for line in (lines | solution) - given if not any(line in hint for hint in hints)}
+
+
+def page_text(path: Path) -> str:
+    """A feedback page as the student reads it: no tags, entities decoded."""
+    return html.unescape(re.sub(r"<[^>]+>", "", path.read_text()))
+
+
+def grader_lines_shown(course: Path, assignment: str) -> dict[str, list[str]]:
+    """student -> the grader's lines that their autograded notebook's outputs or their feedback page show,
+    leaving out the lines the student wrote themselves."""
+    secret = grader_lines(assignment)
+    shown = {}
+    for notebook in sorted((course / "autograded").glob(f"*/{assignment}/{assignment}.ipynb")):
+        student = notebook.parts[-3]
+        nb = json.loads(notebook.read_text())
+        own = "\n".join("".join(c["source"]) for c in nb["cells"]
+                        if not c["metadata"].get("nbgrader", {}).get("locked") and not c["metadata"].get("nbgrader", {}).get("grade_id", "").startswith("test_"))
+        outputs = "\n".join(texts([c.get("outputs", []) for c in nb["cells"]]))
+        feedback = course / "feedback" / student / assignment / f"{assignment}.html"
+        text = outputs + "\n" + (page_text(feedback) if feedback.exists() else "")
+        hits = sorted(line for line in secret if line in text and line not in own)
+        if hits:
+            shown[student] = hits
+    return shown
+
+
+def texts(value) -> list[str]:
+    """Every string inside a notebook's outputs (stream text, tracebacks, each mime type)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in texts(v)]
+    if isinstance(value, list):
+        return [t for v in value for t in texts(v)]
+    return []
+
+
+def assert_no_grader_line_shown(course: Path, assignment: str, at_least: int = 10) -> None:
+    """The walk over every graded submission of a course: no grader line shown, nothing the guard had to withhold."""
+    graded = list((course / "autograded").glob(f"*/{assignment}/{assignment}.ipynb"))
+    assert len(graded) >= at_least, "the walk should cover every graded submission"
+    assert grader_lines_shown(course, assignment) == {}
+    # clean by construction: the kit's own hints never needed the guard
+    assert [c for c in read_csv(course / "reports" / assignment / "checks.csv") if c["withheld"]] == []

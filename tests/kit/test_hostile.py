@@ -7,8 +7,11 @@ written beside it, and the gradebook must be consistent afterwards.
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -39,6 +42,21 @@ def steal_reference(course, grade_id):
     source = course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     return (f"import json\n_source = json.load(open({str(source)!r}))\n"
             f"exec(''.join(next(c for c in _source['cells'] if c['metadata'].get('nbgrader', {{}}).get('grade_id') == {grade_id!r})['source']))")
+
+
+FILL_EVERY_FOLDER = """
+import errno, os
+for folder in (".", "/tmp", os.path.expanduser("~"), "/dev/shm"):
+    path = os.path.join(folder, "fill.bin")
+    try:
+        with open(path, "wb") as f:
+            for i in range(600):
+                f.write(b"x" * 2**20)
+        print(folder, "wrote 600 MiB")
+    except OSError as exc:
+        print(folder, "stopped:", errno.errorcode[exc.errno], "after", os.path.getsize(path) // 2**20, "MiB")
+    os.remove(path)
+"""
 
 
 def hostile_submissions(course):
@@ -103,6 +121,16 @@ def hostile_submissions(course):
         "import subprocess\nchildren = []\nwhile True:\n    try:\n        children.append(subprocess.Popen(['sleep', '60']))\n"
         "    except OSError:\n        break\nprint('stopped after', len(children), 'processes')"))
     cases["output_flood"] = with_last_cell(full(), "for i in range(300_000):\n    print('flood', i)")
+    # 600 MiB into each folder it can write: each write stops at the sandbox's 512 MiB of files
+    cases["fills_every_folder"] = with_last_cell(full(), FILL_EVERY_FOLDER)
+    # an accuracy that, when the probe calls it (its first prediction is 0.05), fills the kernel's memory
+    hog = full()
+    cell(hog, "accuracy").source = (
+        "def accuracy(preds, targets):\n    import os\n    if abs(float(preds[0]) - 0.05) < 1e-6:\n"
+        "        with open(os.path.dirname(os.environ['HOME']) + '/fill', 'wb') as f:\n"
+        "            for i in range(8000):\n                f.write(b'x' * 2**20)\n"
+        "    return ((preds > 0.0) == (targets == 1)).float().mean().item()")
+    cases["memory_in_probe"] = hog
     cases["exits_early"] = with_last_cell(reversed_labels(), "import sys\nsys.exit(0)")
 
     other = full()
@@ -129,9 +157,37 @@ def hostile_run(tmp_path_factory):
     (junk / "notes" / "todo.txt").write_text("remember to submit")
     (course / "submitted" / "no_notebook" / ASSIGNMENT).mkdir(parents=True)
     started = time.time()
-    result = run_coursekit(course, "grade", ASSIGNMENT, "--workers", "2")
+    # the disks under the course and the workers' copies (/dev/shm is memory, bounded by the memory cgroup)
+    with DiskWatch(course, tempfile.gettempdir()) as disk:
+        result = run_coursekit(course, "grade", ASSIGNMENT, "--workers", "2")
     grades = {row["student"]: row for row in read_csv(course / "reports" / ASSIGNMENT / "grades.csv")}
-    return {"course": course, "output": result.stdout, "grades": grades, "started": started}
+    return {"course": course, "output": result.stdout, "grades": grades, "started": started, "disk_growth": disk.growth}
+
+
+class DiskWatch:
+    """The most that the used space of the disks holding these folders grew by, sampled while a run lasts."""
+
+    def __init__(self, *folders):
+        self.folders = [f for f in folders if os.path.isdir(f)]
+        self.growth = {str(f): 0 for f in self.folders}
+
+    def used(self):
+        return {str(f): shutil.disk_usage(f).used for f in self.folders}
+
+    def __enter__(self):
+        self.start, self.done = self.used(), threading.Event()
+        self.thread = threading.Thread(target=self.sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def sample(self):
+        while not self.done.wait(0.1):
+            for folder, used in self.used().items():
+                self.growth[folder] = max(self.growth[folder], used - self.start[folder])
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join()
 
 
 def test_the_run_is_sandboxed(hostile_run):
@@ -193,6 +249,33 @@ def test_killing_its_parent_costs_only_that_submission(hostile_run):
     assert row["status"] == "not graded" and "kernel died" in row["message"]
 
 
+def test_a_notebook_cannot_fill_the_disk(hostile_run):
+    """Each folder a kernel can write stops it at the limit; the host's disks never grow by as much."""
+    assert scores(hostile_run["grades"]["fills_every_folder"]) == FULL
+    graded = hostile_run["course"] / "autograded" / "fills_every_folder" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    last = json.dumps(json.loads(graded.read_text())["cells"][-1]["outputs"])
+    assert last.count("stopped: ENOSPC after 51") == 4, last[-1500:]  # 511 or 512 MiB, then "No space left on device"
+    assert "wrote 600 MiB" not in last
+    assert "your notebook wrote more than 512 MiB of files" in last  # the grader's note, in the feedback too
+    page = (hostile_run["course"] / "feedback" / "fills_every_folder" / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
+    assert "your notebook wrote more than 512 MiB of files" in page
+    assert "NOTE: fills_every_folder: in cell" in hostile_run["output"]
+    # 4 x 600 MiB were asked for; less than the limit reached the host (the submissions' own copies included)
+    assert all(growth < 512 * 2**20 for growth in hostile_run["disk_growth"].values()), hostile_run["disk_growth"]
+
+
+def test_running_out_of_memory_is_said_in_words(hostile_run):
+    row = hostile_run["grades"]["memory_in_probe"]
+    checks = [c for c in read_csv(hostile_run["course"] / "reports" / ASSIGNMENT / "checks.csv")
+              if c["student"] == "memory_in_probe" and c["step"] == "accuracy"]
+    assert checks and {c["hint"] for c in checks} == {
+        "your accuracy code could not be checked: the kernel was stopped because the notebook used more than 4096 MiB "
+        "of memory, the limit for a notebook"}, checks
+    page = (hostile_run["course"] / "feedback" / "memory_in_probe" / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
+    assert "the notebook used more than 4096 MiB of memory" in page
+    assert float(row["test_flatten"]) == FULL["test_flatten"]  # the steps probed before it keep their marks
+
+
 @pytest.mark.parametrize("name", ["memory_hog", "fork_bomb", "output_flood"])
 def test_runaway_code_is_stopped_and_the_rest_graded(hostile_run, name):
     assert scores(hostile_run["grades"][name]) == FULL
@@ -221,6 +304,10 @@ def test_bad_input_gets_a_clear_message(hostile_run, name, message):
 
 def test_junk_files_do_not_stop_grading(hostile_run):
     assert scores(hostile_run["grades"]["junk_files"]) == FULL
+
+
+def test_no_line_of_the_grader_reaches_a_hostile_student(hostile_run):
+    assert_no_grader_line_shown(hostile_run["course"], ASSIGNMENT)
 
 
 def test_every_submission_is_in_the_gradebook_once(hostile_run):

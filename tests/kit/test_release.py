@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import ASSIGNMENT, REPO, TRAINING, hidden_check_names, make_course, run_coursekit
 
-from coursekit.release import leaked_lines, protected_lines
+from coursekit.grader_text import leaked_lines, protected_lines
 
 
 @pytest.fixture(scope="module", params=[ASSIGNMENT, TRAINING])

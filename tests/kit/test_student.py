@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from conftest import ASSIGNMENT, REPO, TRAINING, hidden_check_names, make_course, run_coursekit
 
-from coursekit.release import protected_lines
+from coursekit.grader_text import protected_lines
 from coursekit.samples import SAMPLES, make_submission
 
 SOURCE = REPO / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"

@@ -97,12 +97,15 @@ def _epoch_inputs():
         "weights": weights, "bias": bias, "lr": 0.5,
         "batches": _batches(22, [6, 6, 4]),  # what dl serves, the last batch smaller
         "dataset": [(x, y) for xb, yb in _batches(23, [7]) for x, y in zip(xb, yb)],  # a decoy dset
+        "valid_batches": _batches(24, [5, 5]),  # a decoy valid_dl
+        "global_lr": 100.0,  # a decoy global lr: a train_epoch that ignores its argument takes this one
     }
 
 
 def probe_train_epoch(run_cell):
     inputs = _epoch_inputs()
-    ns = run_cell(dl=inputs["batches"], dset=inputs["dataset"], calc_grad=stand_in_calc_grad, mnist_loss=_mnist_loss, lr=100.0)
+    ns = run_cell(dl=inputs["batches"], dset=inputs["dataset"], valid_dl=inputs["valid_batches"], calc_grad=stand_in_calc_grad,
+                  mnist_loss=_mnist_loss, lr=inputs["global_lr"])
 
     def after_one_epoch():
         weights, bias = _leaves(inputs["weights"], inputs["bias"])

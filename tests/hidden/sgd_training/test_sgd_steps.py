@@ -84,6 +84,10 @@ def epoch_outcome(student, reference) -> str:
         "plus": sgd(*start, batches, lr, sign=1.0),
         "accumulates": sgd(*start, batches, lr, zero_grad=False),
         "dataset": sgd(*start, inputs["dataset"], lr),
+        "valid_dl": sgd(*start, inputs["valid_batches"], lr),
+        # the lr argument ignored: the notebook's global lr (a decoy in the probe), or no learning rate at all
+        "ignores_lr": sgd(*start, batches, inputs["global_lr"]),
+        "no_lr": sgd(*start, batches, 1.0),
     }
     if same(params, [expected["weights"], expected["bias"]]):
         return "right"
@@ -124,9 +128,13 @@ def test_train_epoch_zeroes_the_gradients(student, reference):
 @pytest.mark.grade("train_epoch", points=1)
 def test_train_epoch_loops_over_the_dataloader(student, reference):
     """one step per mini-batch of dl"""
-    assert epoch_outcome(student, reference) != "dataset", (
+    outcome = epoch_outcome(student, reference)
+    assert outcome != "dataset", (
         "train_epoch loops over the dataset dset, one image at a time, instead of over the DataLoader dl: "
         "write `for xb, yb in dl:` so that each step uses a mini-batch")
+    assert outcome != "valid_dl", (
+        "train_epoch trains on valid_dl, the validation images, instead of the training DataLoader dl: write "
+        "`for xb, yb in dl:`. The validation set must stay unseen, or its accuracy says nothing about new images")
 
 
 @pytest.mark.grade("train_epoch", points=1)
@@ -135,6 +143,11 @@ def test_train_epoch_is_one_sgd_step_per_batch(student, reference):
     outcome = epoch_outcome(student, reference)
     if outcome == "error":
         pytest.fail(f"train_epoch raised {student.error('train_epoch', 'after_one_epoch')}")
+    if outcome in ("ignores_lr", "no_lr"):
+        pytest.fail("the steps do not use the learning rate train_epoch is given: "
+                    + ("they take the notebook's global lr instead of the argument lr" if outcome == "ignores_lr" else
+                       "p.grad is subtracted as it is, without multiplying it by lr")
+                    + ". Write p.data -= p.grad*lr with lr, the argument, so that the caller chooses the step size")
     assert outcome != "other", (
         "after one epoch the parameters are not those of SGD: for each xb, yb in dl call calc_grad(xb, yb, model), "
         "then for each p in params subtract p.grad*lr from p.data and zero p.grad. Use the lr and params passed in")
