@@ -43,7 +43,7 @@ c.Autograde.sanitize_preprocessors = [
 ]
 c.RestoreCellMetadata.source_directory = str(COURSE_ROOT / "source")
 c.ExecuteAndProbe.checks_root = HIDDEN_CHECKS
-c.ExecuteAndProbe.timeout = 60  # seconds per notebook cell
+c.Execute.timeout = 60  # seconds per notebook cell (nbgrader's own setting, which the kit's ExecuteAndProbe reads)
 c.ExecuteAndProbe.probe_timeout = 20  # seconds per step's probe
 c.ExecuteAndProbe.notebook_timeout = 600  # seconds for all the cells of one notebook
 c.ExecuteAndProbe.max_output_bytes = 200_000  # output kept per cell; a flood of prints is cut there

@@ -12,6 +12,7 @@ import ast
 import base64
 import io
 import json
+import os
 import time
 from pathlib import Path
 
@@ -114,7 +115,9 @@ class ExecuteAndProbe(Execute):
         self._check_assign_resources(resources)
         self._output_bytes: dict[int, int] = {}
         assignment = (resources or {}).get("nbgrader", {}).get("assignment")
-        with self.setup_kernel():
+        # as nbgrader's autograde says to the kernels it runs, also on the workers, which run outside it
+        env = {**os.environ, "NBGRADER_EXECUTION": os.environ.get("NBGRADER_EXECUTION", "autograde")}
+        with self.setup_kernel(env=env):
             info_msg = self.wait_for_reply(self.kc.kernel_info())
             self.nb.metadata["language_info"] = info_msg["content"]["language_info"]
             try:

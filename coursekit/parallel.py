@@ -69,7 +69,8 @@ class SubmissionRun:
 
 
 def make_bundle(checks_dir: Path, assignment: str, config) -> CheckBundle:
-    files = {p.name: p.read_text() for p in sorted(checks_dir.iterdir()) if p.is_file() and p.suffix in (".py", ".ini")}
+    files = {p.name: p.read_text() for p in sorted(checks_dir.iterdir()) if p.is_file() and p.suffix in (".py", ".ini")} \
+        if checks_dir.is_dir() else {}  # an assignment without hidden checks
     execution = {name: dict(config[name]) for name in EXECUTION_SECTIONS if name in config}
     return CheckBundle(assignment, files, execution)
 

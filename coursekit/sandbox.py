@@ -125,7 +125,10 @@ def prepare_home(folder: Path) -> None:
         pass
 
 
-def bwrap_argv(workdir: str, run_dir: str, home: str) -> list[str]:
+PASSED_ENV = ("NBGRADER_EXECUTION", "NBGRADER_VALIDATING")  # what nbgrader tells a kernel; nothing else of the grader's env
+
+
+def bwrap_argv(workdir: str, run_dir: str, home: str, passed_env: dict | None = None) -> list[str]:
     """The bubblewrap command a kernel's own command is appended to."""
     from coursekit.data import mnist_sample_path
 
@@ -139,7 +142,8 @@ def bwrap_argv(workdir: str, run_dir: str, home: str) -> list[str]:
     # bwrap's own root and /dev are tmpfs without a size: nothing may be written there
     argv += ["--dir", "/.coursekit/limited", "--dir", "/.coursekit/run", "--remount-ro", "/", "--remount-ro", "/dev"]
     env = {"HOME": home, "MPLCONFIGDIR": f"{home}/.config/matplotlib", "PATH": f"{sys.prefix}/bin:/usr/bin:/bin",
-           "LANG": "C.UTF-8", "COURSEKIT_MNIST_SAMPLE": str(mnist_sample_path()), "PYTHONDONTWRITEBYTECODE": "1"}
+           "LANG": "C.UTF-8", "COURSEKIT_MNIST_SAMPLE": str(mnist_sample_path()), "PYTHONDONTWRITEBYTECODE": "1",
+           **{name: value for name, value in (passed_env or {}).items() if name in PASSED_ENV}}
     for name, value in env.items():
         argv += ["--setenv", name, value]
     return argv
@@ -262,7 +266,7 @@ class SandboxedProvisioner(LocalProvisioner):
         self.cgroups = KernelCgroups(f"k{uuid.uuid4().hex[:16]}", limits)
         workdir = str(Path(kwargs.get("cwd") or os.getcwd()).resolve())
         wrapped = [*self.cgroups.join_prefix(), "prlimit", f"--as={limits.memory_mb * 2**20}", "--core=0", "--",
-                   *bwrap_argv(workdir, km.run_dir, km.home), *disk_limit_argv(limits, workdir, km.run_dir, km.home), *cmd]
+                   *bwrap_argv(workdir, km.run_dir, km.home, kwargs.get("env")), *disk_limit_argv(limits, workdir, km.run_dir, km.home), *cmd]
         kwargs["env"] = {}  # bwrap --clearenv sets the sandbox's own; nothing of the grader's leaks in
         kwargs["stdout"] = kwargs["stderr"] = subprocess.DEVNULL  # the kernel's banner is not the grader's output
         return await super().launch_kernel(wrapped, **kwargs)

@@ -44,6 +44,7 @@ def steal_reference(course, grade_id):
             f"exec(''.join(next(c for c in _source['cells'] if c['metadata'].get('nbgrader', {{}}).get('grade_id') == {grade_id!r})['source']))")
 
 
+GRADER_SECRET = "token-that-only-the-grader-has"
 FILL_EVERY_FOLDER = """
 import errno, os
 for folder in (".", "/tmp", os.path.expanduser("~"), "/dev/shm"):
@@ -131,6 +132,7 @@ def hostile_submissions(course):
         "            for i in range(8000):\n                f.write(b'x' * 2**20)\n"
         "    return ((preds > 0.0) == (targets == 1)).float().mean().item()")
     cases["memory_in_probe"] = hog
+    cases["reads_its_environment"] = with_last_cell(full(), "import os\nprint(sorted(os.environ.items()))")
     cases["exits_early"] = with_last_cell(reversed_labels(), "import sys\nsys.exit(0)")
 
     other = full()
@@ -157,6 +159,7 @@ def hostile_run(tmp_path_factory):
     (junk / "notes" / "todo.txt").write_text("remember to submit")
     (course / "submitted" / "no_notebook" / ASSIGNMENT).mkdir(parents=True)
     started = time.time()
+    os.environ["COURSEKIT_TEST_SECRET"] = GRADER_SECRET  # in the grader's environment: no kernel may see it
     # the disks under the course and the workers' copies (/dev/shm is memory, bounded by the memory cgroup)
     with DiskWatch(course, tempfile.gettempdir()) as disk:
         result = run_coursekit(course, "grade", ASSIGNMENT, "--workers", "2")
@@ -262,6 +265,14 @@ def test_a_notebook_cannot_fill_the_disk(hostile_run):
     assert "NOTE: fills_every_folder: in cell" in hostile_run["output"]
     # 4 x 600 MiB were asked for; less than the limit reached the host (the submissions' own copies included)
     assert all(growth < 512 * 2**20 for growth in hostile_run["disk_growth"].values()), hostile_run["disk_growth"]
+
+
+def test_the_kernel_is_told_it_is_being_graded_and_nothing_else(hostile_run):
+    """nbgrader's NBGRADER_EXECUTION=autograde reaches the sandboxed kernel; the grader's own environment does not."""
+    graded = hostile_run["course"] / "autograded" / "reads_its_environment" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    printed = json.loads(graded.read_text())["cells"][-1]["outputs"][0]["text"]
+    assert "('NBGRADER_EXECUTION', 'autograde')" in printed, printed
+    assert GRADER_SECRET not in printed and "COURSEKIT_TEST_SECRET" not in printed
 
 
 def test_running_out_of_memory_is_said_in_words(hostile_run):
