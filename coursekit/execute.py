@@ -319,14 +319,16 @@ def probe_failure_hint(failure: str, step: str, limit: int, memory_mb: int = 0) 
             "your teacher can see what went wrong")
 
 
-DISK_FULL = "No space left on device"
+# how a failed write shows in a cell, raised or caught and printed (a write swallowed in silence is not seen)
+DISK_FULL = ("No space left on device", "ENOSPC", "[Errno 28]")
 LIMIT_NOTE = "coursekit-limit"  # an output's metadata key: a note the grader added about a limit, for the report
 
 
 def note_disk_limit(nb, disk_mb: int) -> None:
     """Say, under each cell where a write failed for want of space, that the notebook reached its limit."""
     for cell in nb.cells:
-        if cell.cell_type != "code" or not any(DISK_FULL in json.dumps(o) for o in cell.outputs if o.output_type in ("error", "stream")):
+        said = [json.dumps(o) for o in cell.outputs if o.output_type in ("error", "stream")]
+        if cell.cell_type != "code" or not any(word in text for text in said for word in DISK_FULL):
             continue
         text = (f"[the grader: your notebook wrote more than {disk_mb} MiB of files, the limit for a notebook's files "
                 "(its folder, /tmp and your home together), so a write failed with 'No space left on device']")

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import ASSIGNMENT, COURSEKIT, REPO, TRAINING, make_course, notebook_paths, read_csv, run_coursekit
+from conftest import (ASSIGNMENT, COURSEKIT, REPO, TRAINING, assert_no_grader_line_shown, make_course, notebook_paths, read_csv,
+                      run_coursekit)
 from test_grading import FULL, FULL_SCORES, scores
 
 from coursekit.execute import STAND_IN_PREFIX, probe_sources
