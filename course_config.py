@@ -30,6 +30,8 @@ c.Autograde.autograde_preprocessors = [
     "nbgrader.preprocessors.SaveAutoGrades",
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
+    # last: the autograded notebook keeps only outputs and Markdown that cannot run in staff's pages (issue 22)
+    "coursekit.clean.CleanForStaff",
 ]
 # Before those: cell metadata is put back as source/ has it (a student may have edited it)
 c.Autograde.sanitize_preprocessors = [
@@ -54,3 +56,8 @@ c.HiddenChecks.checks_root = HIDDEN_CHECKS
 c.HiddenChecks.source_directory = str(COURSE_ROOT / "source")
 # generate_feedback: nbconvert's HTML exporter, minus a full re-parse of each page when it changes nothing
 c.GenerateFeedback.exporter_class = "coursekit.report.FeedbackExporter"
+# The pages made from autograded notebooks (feedback, and formgrader started in this folder, which loads
+# this file through nbgrader_config.py) clean what they show once more; nbgrader's templates render
+# Markdown with markdown2html and never clean it, so that filter is replaced by one that does
+c.HTMLExporter.sanitize_html = True
+c.HTMLExporter.filters = {"markdown2html": "coursekit.clean.CleanMarkdown2HTML", "clean_html": "coursekit.clean.CleanHTML"}
