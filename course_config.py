@@ -1,7 +1,9 @@
 """nbgrader configuration for this course.
 
-coursekit loads this file for every command. To run nbgrader's own commands
-with it, from this folder: nbgrader autograde mnist_sgd --NbGrader.config_file=course_config
+coursekit loads this file for every command. nbgrader's own commands and
+formgrader, started in this folder, load it through nbgrader_config.py
+(nbgrader autograde mnist_sgd); naming it as well still works:
+nbgrader autograde mnist_sgd --NbGrader.config_file=course_config
 (nbgrader 0.9 ignores --config).
 """
 import os

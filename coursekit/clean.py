@@ -20,6 +20,13 @@ The pages are also made with nbconvert's `sanitize_html` on (course_config.py);
 `CleanHTML` and `CleanMarkdown2HTML` are the filters those pages then use, with
 the same allowlist, so that a notebook graded before this stage shows nothing
 that runs either.
+
+No Content-Security-Policy header: formgrader's manual-grading page needs its
+own inline scripts (four, one with the submission's id, so no fixed hash list
+fits), and nbgrader gives them no nonce; `'unsafe-inline'` would let an injected
+`<script>` or `onerror` run too. And the header (`ServerApp.tornado_settings`)
+would apply to every page and API of the server, JupyterLab included, not only
+to formgrader's. So it would take patching nbgrader's handlers and templates.
 """
 from __future__ import annotations
 
