@@ -62,4 +62,5 @@ c.GenerateFeedback.exporter_class = "coursekit.report.FeedbackExporter"
 # this file through nbgrader_config.py) clean what they show once more; nbgrader's templates render
 # Markdown with markdown2html and never clean it, so that filter is replaced by one that does
 c.HTMLExporter.sanitize_html = True
-c.HTMLExporter.filters = {"markdown2html": "coursekit.clean.CleanMarkdown2HTML", "clean_html": "coursekit.clean.CleanHTML"}
+c.HTMLExporter.filters = {"markdown2html": "coursekit.clean.CleanMarkdown2HTML", "clean_html": "coursekit.clean.CleanHTML",
+                          "get_metadata": "coursekit.clean.safe_get_metadata"}

@@ -14,11 +14,13 @@ running anything:
 - Markdown (cells and outputs) is cleaned the same way, and links may only go to
   http, https, mailto or a relative address; images only to an attachment or
   embedded PNG, JPEG or GIF data;
+- output metadata keeps only numeric image sizes (a page writes them into the
+  image's tag unquoted);
 - the notebook's and cells' `trusted` flags are dropped.
 
 The pages are also made with nbconvert's `sanitize_html` on (course_config.py);
-`CleanHTML` and `CleanMarkdown2HTML` are the filters those pages then use, with
-the same allowlist, so that a notebook graded before this stage shows nothing
+`CleanHTML`, `CleanMarkdown2HTML` and `safe_get_metadata` are the filters those
+pages then use, with the same allowlist, so that a notebook graded before this stage shows nothing
 that runs either.
 
 No Content-Security-Policy header: formgrader's manual-grading page needs its
@@ -38,6 +40,7 @@ from xml.etree import ElementTree
 import bleach
 import jinja2
 from bleach.css_sanitizer import CSSSanitizer
+from nbconvert.filters.metadata import get_metadata
 from nbconvert.filters.markdown_mistune import InvalidNotebook, IPythonRenderer, MarkdownWithMath
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool, Dict, List, Set, Unicode
@@ -83,6 +86,32 @@ def unsafe_urls(rendered: str, protocols, image_sources) -> list[str]:
             continue
         bad.append(f"{name}={value[:40]}")
     return bad
+
+
+def number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def safe_metadata(metadata: dict) -> dict:
+    """An output's metadata, minus what a page would write into an element unchecked.
+
+    nbconvert writes an image's width and height into its <img> tag unquoted, so
+    `{"image/png": {"width": "1 onload=..."}}` adds a handler; only numbers are kept.
+    Also gone: file names (an address to load), 'isolated' (an iframe), anything else.
+    """
+    kept = {key: metadata[key] for key in ("width", "height") if number(metadata.get(key))}
+    for kind, entry in metadata.items():
+        if kind.startswith("image/") and isinstance(entry, dict):
+            sizes = {key: entry[key] for key in ("width", "height") if number(entry.get(key))}
+            if sizes:
+                kept[kind] = sizes
+    return kept
+
+
+def safe_get_metadata(output, key, mimetype=None):
+    """The get_metadata filter of the pages: a width or height only when it is a number (see safe_metadata)."""
+    value = get_metadata(output, key, mimetype)
+    return value if key not in ("width", "height") or number(value) else None
 
 
 def render(source: str, attachments: dict) -> str | None:
@@ -159,12 +188,10 @@ class CleanForStaff(NbGraderPreprocessor):
                 value = data[key] if isinstance(data[key], str) else "".join(data[key])
                 if key in self.kept_output_types:
                     continue
-                if key == "text/html":
-                    data[key] = self.clean(STYLE_ELEMENT.sub("", value))
-                elif key == "text/markdown" and key in self.cleaned_output_types:
+                if key == "text/markdown" and key in self.cleaned_output_types:
                     data[key] = self.clean_markdown(value)
                 elif key in self.cleaned_output_types:
-                    data[key] = self.clean(value)
+                    data[key] = self.clean(STYLE_ELEMENT.sub("", value))
                 elif key == "image/svg+xml" and self.keep_plain_svg and not svg_can_run(value):
                     continue
                 else:
@@ -172,7 +199,7 @@ class CleanForStaff(NbGraderPreprocessor):
                     self.log.info("dropped a %s output", key)
             if not data:
                 data["text/plain"] = "(an output the grader does not show)"
-            output.get("metadata", {}).pop("text/html", None)  # no 'isolated' iframe either
+            output["metadata"] = safe_metadata(output.get("metadata", {}))
         return outputs
 
     def preprocess(self, nb, resources):
@@ -194,13 +221,12 @@ CONTEXT = jinja2.pass_context(lambda: None).jinja_pass_arg  # what marks a jinja
 
 
 class CleanHTML(LoggingConfigurable):
-    """The clean_html filter of the staff and feedback pages (with HTMLExporter.sanitize_html): CleanForStaff's allowlist, images too."""
+    """The clean_html filter of the staff and feedback pages (with HTMLExporter.sanitize_html): CleanForStaff's default allowlist, images too."""
 
     def __call__(self, text) -> str:
         text = text.decode() if isinstance(text, bytes) else str(text)
-        grader = CleanForStaff(parent=self)
-        return bleach.clean(text, tags=[*grader.tags, "img"], attributes={**grader.attributes, "img": ["src", "alt", "width", "height"]},
-                            protocols=[*grader.protocols, "data"], strip=False, css_sanitizer=CSSSanitizer())
+        return bleach.clean(text, tags=[*TAGS, "img"], attributes={**ATTRIBUTES, "img": ["src", "alt", "width", "height"]},
+                            protocols=[*PROTOCOLS, "data"], strip=False, css_sanitizer=CSSSanitizer())
 
 
 class CleanMarkdown2HTML(LoggingConfigurable):

