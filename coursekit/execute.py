@@ -25,6 +25,7 @@ from nbgrader.preprocessors import Execute
 from traitlets import Bool, Integer, Unicode
 
 from . import probe_runtime
+from .clean import LIMIT_NOTE
 from .kernels import ForkedKernelManager
 from .sandbox import Sandbox, SandboxedKernelManager, use_bwrap
 
@@ -167,6 +168,7 @@ class ExecuteAndProbe(Execute):
         """nbclient's output handling, with a cap per cell: a flood of prints cannot bloat the graded notebook."""
         if probe_runtime.MIME in msg.get("content", {}).get("data", {}):
             return super().output(outs, msg, display_id, cell_index)
+        msg.get("content", {}).get("metadata", {}).pop(LIMIT_NOTE, None)  # the grader's notes are the grader's to write
         used = self._output_bytes.get(cell_index, 0)
         if used > self.max_output_bytes:
             return None
@@ -321,7 +323,6 @@ def probe_failure_hint(failure: str, step: str, limit: int, memory_mb: int = 0) 
 
 # how a failed write shows in a cell, raised or caught and printed (a write swallowed in silence is not seen)
 DISK_FULL = ("No space left on device", "ENOSPC", "[Errno 28]")
-LIMIT_NOTE = "coursekit-limit"  # an output's metadata key: a note the grader added about a limit, for the report
 
 
 def note_disk_limit(nb, disk_mb: int) -> None:

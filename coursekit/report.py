@@ -18,8 +18,9 @@ import nbformat
 from nbconvert.exporters import HTMLExporter, TemplateExporter
 from nbconvert.filters.highlight import Highlight2HTML
 from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
+from traitlets import default
 
-from .execute import LIMIT_NOTE
+from .clean import LIMIT_NOTE
 
 
 def read_gradebook(db_url: str, assignment: str, notebook: str, students: list[str]) -> dict[str, dict[str, float | None]]:
@@ -156,7 +157,13 @@ class FeedbackExporter(HTMLExporter):
     parses the whole page with BeautifulSoup (0.4 s of the 0.7 s a page takes) to
     add alt text to images and tabindex to lab-template cells; nbgrader's feedback
     template has neither unless an output holds an image, and then it still runs.
+    A page goes to a student and may be opened by staff, so it is sanitized
+    (sanitize_html) even where the course's configuration does not say so.
     """
+
+    @default("sanitize_html")
+    def _sanitize_html_default(self):
+        return True
 
     def _create_environment(self):
         environment = super()._create_environment()

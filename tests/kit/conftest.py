@@ -25,11 +25,12 @@ TEST_LIMITS = "\nc.ExecuteAndProbe.timeout = 15\nc.ExecuteAndProbe.probe_timeout
 
 
 def make_course(folder: Path) -> Path:
-    """A course directory like the repository's: source, release, hidden checks, config."""
+    """A course directory like the repository's: source, release, hidden checks, config (both files)."""
     for name in ("source", "release"):
         shutil.copytree(REPO / name, folder / name)
     shutil.copytree(REPO / "tests" / "hidden", folder / "tests" / "hidden", ignore=shutil.ignore_patterns("__pycache__"))
     (folder / "course_config.py").write_text((REPO / "course_config.py").read_text() + TEST_LIMITS)
+    shutil.copy(REPO / "nbgrader_config.py", folder / "nbgrader_config.py")
     return folder
 
 
