@@ -5,7 +5,8 @@ there and is a notebook; have a worker (parallel.py) run it, probe it and
 check it; then run nbgrader's autograde here, whose pipeline (course_config.py)
 takes the worker's run, scores it and writes the gradebook; then write the
 student's feedback. One submission that fails never stops the others; its
-outcome says what went wrong.
+outcome says what went wrong in a line (the exception and its message), and
+reports/<assignment>/logs/<student>.txt keeps its whole log.
 """
 from __future__ import annotations
 
@@ -164,7 +165,7 @@ def with_log(root: Path, assignment: str, student: str, cause: str, text: str) -
     return f"{cause} (full log: {write_failure_log(root, assignment, student, cause, text)})"
 
 
-def problem_log(root: Path, folder: Path, problem: str) -> str:
+def problem_log(root: Path, folder: Path) -> str:
     """What staff need to look into a submission refused before grading: its files and the start of each notebook."""
     lines = [f"The submission folder {folder} was refused before grading.", "", f"Files in {folder}:"]
     for path in sorted((root / folder).rglob("*")) if (root / folder).is_dir() else []:
@@ -273,7 +274,7 @@ def grade_assignment(root: Path, assignment: str, students: list[str] | None = N
             problem = submission_problem(root, folder, notebook_names)
             if problem:
                 outcomes.append(SubmissionOutcome(student, False, with_log(root, assignment, student, problem,
-                                                                          problem_log(root, folder, problem)), 0.0))
+                                                                          problem_log(root, folder)), 0.0))
                 if on_outcome:
                     on_outcome(len(outcomes), len(students), outcomes[-1])
                 continue

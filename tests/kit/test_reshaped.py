@@ -240,3 +240,23 @@ def test_the_log_keeps_the_whole_story(reshaped):
     log = (reshaped["course"] / LOG_FOLDER / "answers_not_found.txt").read_text()
     assert "Traceback" in log and "could not be found" in log
     assert not (reshaped["course"] / LOG_FOLDER / "full_solution.txt").exists()
+
+
+def test_plain_nbgrader_autograde_finds_lost_marks_too(reshaped):
+    """The same repair in nbgrader's own command (its sanitize step, one notebook run in this process's kernel)."""
+    import os
+    import subprocess
+    import sys
+
+    from nbgrader.api import Gradebook
+
+    nbgrader = os.path.join(os.path.dirname(sys.executable), "nbgrader")
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
+    result = subprocess.run([nbgrader, "autograde", ASSIGNMENT, "--student=metadata_gone", "--force",
+                             "--NbGrader.config_file=course_config"], cwd=reshaped["course"], capture_output=True,
+                            text=True, env=env, timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "matched by position" in result.stderr
+    with Gradebook(f"sqlite:///{reshaped['course'] / 'gradebook.db'}") as gradebook:
+        graded = gradebook.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, "metadata_gone").grades
+        assert {g.name: g.score for g in graded if g.name in FULL} == FULL
