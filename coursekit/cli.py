@@ -49,6 +49,8 @@ class Progress:
         state = ("kept: graded by an earlier run, unchanged since" if outcome.kept else
                  "graded" if outcome.graded and not outcome.message else
                  f"NOT GRADED: {outcome.message}" if not outcome.graded else outcome.message)
+        if outcome.graded and outcome.note:
+            state += f"; {outcome.note}"
         print(f"[{done}/{total} done, {self.failed} failed, {rate:.0f}/min, about {left:.0f} s left] {outcome.student}: {state}", flush=True)
 
 

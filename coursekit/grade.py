@@ -5,7 +5,8 @@ there and is a notebook; have a worker (parallel.py) run it, probe it and
 check it; then run nbgrader's autograde here, whose pipeline (course_config.py)
 takes the worker's run, scores it and writes the gradebook; then write the
 student's feedback. One submission that fails never stops the others; its
-outcome says what went wrong.
+outcome says what went wrong in a line (the exception and its message), and
+reports/<assignment>/logs/<student>.txt keeps its whole log.
 """
 from __future__ import annotations
 
@@ -31,6 +32,12 @@ class SubmissionOutcome:
     message: str  # why a submission could not be graded; empty when it was
     seconds: float
     kept: bool = False  # graded by an earlier run and unchanged since: not graded again
+    note: str = ""  # what the grader repaired to grade it (cells found by position, test cells put back), or ''
+
+    @property
+    def complete(self) -> bool:
+        """Graded and its feedback written."""
+        return self.graded and not self.message
 
 
 GRADED_RECORD = ".coursekit-graded.json"  # in autograded/<student>/<assignment>/, written once feedback is out
@@ -99,19 +106,89 @@ def submission_problem(root: Path, folder: Path, notebook_names: list[str]) -> s
     return ""
 
 
+# nbgrader's summary of a failed run, which points at a traceback it shows nowhere else: never a cause
+NBGRADER_SUMMARIES = ("Please see the", "There was an error processing assignment")
+# exceptions whose message says it all, shown without their name
+PLAIN_EXCEPTIONS = ("coursekit.sanitize.CellsNotFound", "CellsNotFound", "nbgrader.converters.base.NbGraderException")
+
+
+def last_exception(text: str) -> str:
+    """The exception line (name: message) that ends the last traceback in a log, or ''.
+
+    nbgrader's log indents a traceback's lines under its [ERROR] line, so the exception line is
+    the first one after the frames that is indented no deeper than the frames' "File" lines, less two.
+    """
+    cause, base = "", None
+    for line in text.splitlines():
+        stripped = line.lstrip()
+        indent = len(line) - len(stripped)
+        if "Traceback (most recent call last):" in line:
+            base = -1
+        elif base == -1 and stripped.startswith("File "):
+            base = indent - 2
+        elif base is not None and base >= 0 and stripped and indent <= base:
+            cause, base = stripped, None
+    return cause
+
+
 def autograde_failure(result: dict) -> str:
-    """The reason nbgrader gives for a failed autograde, in one line."""
-    text = (result.get("log") or "") + (result.get("error") or "")
+    """The reason a failed nbgrader autograde (or feedback) had, in one line: the exception and its message."""
+    text = (result.get("log") or "") + "\n" + (result.get("error") or "")
     memory = re.search(r"the notebook used more than \d+ MiB of memory[^\n]*", text)
     if memory:  # the sandbox knows this cause (execute.ExecuteAndProbe.why_the_kernel_died)
         return f"the kernel died: {memory.group(0)}"
     if "DeadKernelError" in text or "Kernel died" in text:
         return "the kernel died while running the notebook (it crashed, ran out of memory or exited)"
-    errors = [line for line in text.splitlines() if line.startswith("[ERROR]")]
-    if errors:
-        return re.sub(r"^\[ERROR\]\s*", "", errors[-1])[:300]
-    last = [line for line in text.strip().splitlines() if line.strip()]
-    return (last[-1] if last else "autograde failed")[:300]
+    cause = last_exception(result.get("log") or "")  # the submission's own traceback, logged by nbgrader
+    if not cause or cause.startswith(NBGRADER_SUMMARIES[0]):
+        errors = [re.sub(r"^\[ERROR\]\s*", "", line) for line in text.splitlines() if line.startswith("[ERROR]")]
+        errors = [line for line in errors if line.strip() and not line.startswith(NBGRADER_SUMMARIES)
+                  and "Traceback (most recent call last)" not in line]
+        cause = errors[-1] if errors else last_exception(result.get("error") or "")
+    for name in PLAIN_EXCEPTIONS:
+        cause = cause.removeprefix(f"{name}: ")
+    if not cause or "above traceback" in cause:
+        cause = "nbgrader's autograde failed without naming an exception"
+    return cause[:400] + ("…" if len(cause) > 400 else "")
+
+
+def failure_log(root: Path, assignment: str, student: str) -> Path:
+    return root / "reports" / assignment / "logs" / f"{student}.txt"
+
+
+def write_failure_log(root: Path, assignment: str, student: str, cause: str, text: str) -> str:
+    """Keep the whole story of a failed submission for staff; return the file, relative to the course root."""
+    path = failure_log(root, assignment, student)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{student}, {assignment}: not graded\ncause: {cause}\n\n{text.rstrip()}\n", encoding="utf-8")
+    return str(path.relative_to(root))
+
+
+def with_log(root: Path, assignment: str, student: str, cause: str, text: str) -> str:
+    return f"{cause} (full log: {write_failure_log(root, assignment, student, cause, text)})"
+
+
+def problem_log(root: Path, folder: Path) -> str:
+    """What staff need to look into a submission refused before grading: its files and the start of each notebook."""
+    lines = [f"The submission folder {folder} was refused before grading.", "", f"Files in {folder}:"]
+    for path in sorted((root / folder).rglob("*")) if (root / folder).is_dir() else []:
+        if path.is_file():
+            lines.append(f"  {path.relative_to(root / folder)} ({path.stat().st_size} bytes)")
+            if path.suffix == ".ipynb":
+                lines.append("    starts with: " + repr(path.read_bytes()[:300]))
+    return "\n".join(lines)
+
+
+def repairs_made(root: Path, assignment: str, student: str) -> str:
+    """What RestoreCellMetadata did to this submission's notebooks (their metadata, coursekit.repairs), in one line."""
+    notes = []
+    for path in sorted((root / "autograded" / student / assignment).glob("*.ipynb")):
+        try:
+            repairs = json.loads(path.read_text(encoding="utf-8"))["metadata"].get("coursekit", {}).get("repairs") or []
+        except (OSError, ValueError, KeyError, AttributeError):
+            continue
+        notes.extend(f"{path.name}: {r}" for r in repairs if isinstance(r, str))
+    return "; ".join(notes)
 
 
 def prepare_gradebook(root: Path, assignment: str) -> None:
@@ -127,16 +204,27 @@ def prepare_gradebook(root: Path, assignment: str) -> None:
 
 
 def autograde_and_feedback(api, assignment: str, student: str, started: float) -> SubmissionOutcome:
-    """nbgrader's autograde (which writes the gradebook) and feedback for one submission whose files are usable."""
-    problem = ""
+    """nbgrader's autograde (which writes the gradebook) and feedback for one submission whose files are usable.
+
+    A failure is told in a line (the exception and its message) that names the file holding nbgrader's
+    whole log for it, reports/<assignment>/logs/<student>.txt.
+    """
+    root = Path(api.coursedir.root)
+    failure_log(root, assignment, student).unlink(missing_ok=True)  # from an earlier run that failed
     result = api.autograde(assignment, student, force=True, create=True)
     if not result["success"]:
-        problem = autograde_failure(result)
-    else:
-        feedback = api.generate_feedback(assignment, student, force=True)
-        if not feedback["success"]:
-            problem = f"graded, but its feedback could not be written: {autograde_failure(feedback)}"
-    return SubmissionOutcome(student, not problem or problem.startswith("graded"), problem, time.monotonic() - started)
+        text = (result.get("log") or "") + "\n" + (result.get("error") or "")
+        cause = autograde_failure(result)
+        folder = f"submitted/{student}/{assignment}"
+        cause = f"{folder}/{cause}" if re.match(r"[^/:]+\.ipynb: ", cause) else f"{folder}: {cause}"  # name the file
+        return SubmissionOutcome(student, False, with_log(root, assignment, student, cause, text), time.monotonic() - started)
+    note = repairs_made(root, assignment, student)
+    feedback = api.generate_feedback(assignment, student, force=True)
+    problem = ""
+    if not feedback["success"]:
+        text = (feedback.get("log") or "") + "\n" + (feedback.get("error") or "")
+        problem = "graded, but its feedback could not be written: " + with_log(root, assignment, student, autograde_failure(feedback), text)
+    return SubmissionOutcome(student, True, problem, time.monotonic() - started, note=note)
 
 
 def save_run(replay_dir: Path, run: SubmissionRun) -> None:
@@ -175,7 +263,7 @@ def grade_assignment(root: Path, assignment: str, students: list[str] | None = N
     pool = open_workers(workers, scheduler, sandboxed)  # first: the workers start up while this process does the rest
     outcomes: list[SubmissionOutcome] = []
     try:
-        bundle = make_bundle(checks_dir, assignment, config)
+        bundle = make_bundle(checks_dir, assignment, config, root / "source" / assignment)
         if on_start:
             on_start(pool.describe())
         reference = pool.submit(run_reference, read_submission(root / "source" / assignment, "reference", notebook_names), bundle)
@@ -185,16 +273,18 @@ def grade_assignment(root: Path, assignment: str, students: list[str] | None = N
         checks_version = assignment_fingerprint(root, assignment, checks_dir)
         for student in students:
             started[student] = time.monotonic()
-            problem = submission_problem(root, Path("submitted") / student / assignment, notebook_names)
+            folder = Path("submitted") / student / assignment
+            problem = submission_problem(root, folder, notebook_names)
             if problem:
-                outcomes.append(SubmissionOutcome(student, False, problem, 0.0))
+                outcomes.append(SubmissionOutcome(student, False, with_log(root, assignment, student, problem,
+                                                                          problem_log(root, folder)), 0.0))
                 if on_outcome:
                     on_outcome(len(outcomes), len(students), outcomes[-1])
                 continue
             job = read_submission(root / "submitted" / student / assignment, student, notebook_names)
             records[student] = {"submission": fingerprint(job.files), "assignment": checks_version}
             if not regrade and was_graded(root, student, assignment, records[student]):
-                outcomes.append(SubmissionOutcome(student, True, "", 0.0, kept=True))
+                outcomes.append(SubmissionOutcome(student, True, "", 0.0, kept=True, note=repairs_made(root, assignment, student)))
                 if on_outcome:
                     on_outcome(len(outcomes), len(students), outcomes[-1])
                 continue
@@ -215,7 +305,7 @@ def grade_assignment(root: Path, assignment: str, students: list[str] | None = N
                 except Exception as exc:  # the worker itself failed: nbgrader runs this one here instead
                     print(f"{student}: the worker failed ({type(exc).__name__}: {exc}); grading it here", flush=True)
                 outcomes.append(autograde_and_feedback(api, assignment, student, started[student]))
-                if outcomes[-1].graded and not outcomes[-1].message:
+                if outcomes[-1].complete:
                     record_graded(root, student, assignment, records[student])
                 if on_outcome:
                     on_outcome(len(outcomes), len(students), outcomes[-1])

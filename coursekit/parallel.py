@@ -27,8 +27,8 @@ from pathlib import Path
 # The worker functions import nbformat, torch, nbgrader and pytest when they first run, so that
 # the coordinator can open its pool before it loads any of them and the workers start meanwhile.
 
-# The configuration sections that decide how a notebook is executed
-EXECUTION_SECTIONS = ("NotebookClient", "ExecutePreprocessor", "Execute", "ExecuteAndProbe", "Sandbox")
+# The configuration sections that decide how a notebook is executed (RestoreCellMetadata: which cells run)
+EXECUTION_SECTIONS = ("NotebookClient", "ExecutePreprocessor", "Execute", "ExecuteAndProbe", "Sandbox", "RestoreCellMetadata")
 
 
 @dataclass(frozen=True)
@@ -39,10 +39,11 @@ class CheckBundle:
     files: dict[str, str]  # the hidden check folder: file name -> text (probes.py, test_*.py, pytest.ini)
     execution: dict  # configuration sections for ExecuteAndProbe, from course_config.py
     reference: dict = field(default_factory=dict, compare=False)  # notebook name -> the reference solution's probe values
+    sources: dict[str, str] = field(default_factory=dict)  # notebook name -> the source notebook (JSON), for its cells' marks
 
     @property
     def key(self) -> str:
-        digest = hashlib.sha256(repr(sorted(self.files.items())).encode())
+        digest = hashlib.sha256(repr((sorted(self.files.items()), sorted(self.sources.items()))).encode())
         return digest.hexdigest()[:16]
 
 
@@ -68,11 +69,12 @@ class SubmissionRun:
     worker: str  # host:pid of the worker process that ran it
 
 
-def make_bundle(checks_dir: Path, assignment: str, config) -> CheckBundle:
+def make_bundle(checks_dir: Path, assignment: str, config, source_dir: Path | None = None) -> CheckBundle:
     files = {p.name: p.read_text() for p in sorted(checks_dir.iterdir()) if p.is_file() and p.suffix in (".py", ".ini")} \
         if checks_dir.is_dir() else {}  # an assignment without hidden checks
     execution = {name: dict(config[name]) for name in EXECUTION_SECTIONS if name in config}
-    return CheckBundle(assignment, files, execution)
+    sources = {p.name: p.read_text() for p in sorted(source_dir.glob("*.ipynb"))} if source_dir else {}
+    return CheckBundle(assignment, files, execution, sources=sources)
 
 
 MAX_OTHER_FILE_BYTES = 1_000_000  # a submission's files besides its notebooks: bigger ones stay behind
@@ -108,8 +110,17 @@ def _write_bundle(bundle: CheckBundle) -> Path:
         folder.mkdir(parents=True)
         for name, text in bundle.files.items():
             (folder / name).write_text(text)
+        sources = Path(_scratch.name) / f"{bundle.key}-source" / bundle.assignment  # RestoreCellMetadata's layout
+        sources.mkdir(parents=True)
+        for name, text in bundle.sources.items():
+            (sources / name).write_text(text)
         _bundle_roots[bundle.key] = folder.parent
     return _bundle_roots[bundle.key]
+
+
+def bundle_source_root(bundle: CheckBundle) -> Path:
+    """The source notebooks written out once per worker process, as <root>/<assignment>/<notebook>.ipynb."""
+    return bundle_checks_root(bundle).with_name(f"{bundle.key}-source")
 
 
 def write_files(folder: Path, files: dict[str, bytes]) -> Path:
@@ -131,10 +142,14 @@ def execute_notebook(text: bytes, workdir: Path, bundle: CheckBundle, student: s
     for cell in notebook.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
-    executor = ExecuteAndProbe(config=Config(bundle.execution), checks_root=str(bundle_checks_root(bundle)), fork_kernels=True)
-    executor.replay_directory = ""  # a worker always runs the notebook itself
     resources = {"metadata": {"path": str(workdir)},
                  "nbgrader": {"assignment": bundle.assignment, "notebook": Path(name).stem, "student": student}}
+    if name in bundle.sources:  # the cells nbgrader's sanitize step will hand ExecuteAndProbe, run by the course's kernel
+        from .sanitize import sanitize_for_worker
+
+        notebook, resources = sanitize_for_worker(notebook, bundle_source_root(bundle), resources, Config(bundle.execution))
+    executor = ExecuteAndProbe(config=Config(bundle.execution), checks_root=str(bundle_checks_root(bundle)), fork_kernels=True)
+    executor.replay_directory = ""  # a worker always runs the notebook itself
     notebook, resources = executor.preprocess(notebook, resources)
     return notebook, resources["coursekit"]["probes"]
 

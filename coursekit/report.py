@@ -84,8 +84,9 @@ def write_reports(root: Path, assignment: str, notebook: str, db_url: str, outco
             status = "graded" if outcome.graded else "not graded"
             if outcome.graded and any(v is None for v in values):
                 status = "graded (manual part pending)"
-            writer.writerow([outcome.student, status, *["" if v is None else f"{v:g}" for v in values], f"{total:g}", f"{max_total:g}", outcome.message])
-            table.append({"student": outcome.student, "status": status, "scores": dict(zip([n for n, _ in columns], values)), "total": total, "max_total": max_total, "message": outcome.message})
+            message = "; ".join(m for m in (outcome.message, getattr(outcome, "note", "")) if m)  # why not graded; what was repaired
+            writer.writerow([outcome.student, status, *["" if v is None else f"{v:g}" for v in values], f"{total:g}", f"{max_total:g}", message])
+            table.append({"student": outcome.student, "status": status, "scores": dict(zip([n for n, _ in columns], values)), "total": total, "max_total": max_total, "message": message})
     with open(folder / "checks.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["student", "step", "check", "description", "passed", "points", "hint", "withheld"])
