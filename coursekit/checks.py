@@ -196,7 +196,7 @@ def reference_probes(source_notebook: Path, assignment: str, checks_root: Path, 
     key = hashlib.sha256(source_notebook.read_bytes() + probes_file(checks_root, assignment).read_bytes()).hexdigest()
     if key not in _reference_cache:
         notebook = nbformat.read(source_notebook, as_version=4)
-        _, probes = execute_and_probe(notebook, assignment, checks_root, source_notebook.parent, **traits)
+        _, probes = execute_and_probe(notebook, assignment, checks_root, source_notebook.parent, reference=True, **traits)
         _reference_cache[key] = require_working_reference(probes, source_notebook)
     return _reference_cache[key]
 

@@ -340,9 +340,17 @@ def cell_sources(nb) -> list[tuple[str, str]]:
     return [(cell.cell_type, cell.source) for cell in nb.cells]
 
 
-def execute_and_probe(notebook: NotebookNode, assignment: str, checks_root: str | Path, workdir: str | Path, **traits) -> tuple[NotebookNode, dict]:
+# The reference solution's probes may take this many times a student's limit: a busy machine slowing
+# them past it would stop the whole run, and the reference is the course's own code.
+REFERENCE_PROBE_ALLOWANCE = 3
+
+
+def execute_and_probe(notebook: NotebookNode, assignment: str, checks_root: str | Path, workdir: str | Path,
+                      reference: bool = False, **traits) -> tuple[NotebookNode, dict]:
     """Run a whole notebook and its probes outside nbgrader (used for the reference solution)."""
     executor = ExecuteAndProbe(checks_root=str(checks_root), **traits)
+    if reference:
+        executor.probe_timeout *= REFERENCE_PROBE_ALLOWANCE
     resources = {"metadata": {"path": str(workdir)}, "nbgrader": {"assignment": assignment}}
     notebook, resources = executor.preprocess(notebook, resources)
     return notebook, resources["coursekit"]["probes"]

@@ -131,12 +131,15 @@ def write_files(folder: Path, files: dict[str, bytes]) -> Path:
     return folder
 
 
+REFERENCE = "reference"
+
+
 def execute_notebook(text: bytes, workdir: Path, bundle: CheckBundle, student: str, name: str):
     """Run one notebook with its probes in a fresh forked kernel: (executed notebook, probe values)."""
     import nbformat
     from traitlets.config import Config
 
-    from .execute import ExecuteAndProbe
+    from .execute import REFERENCE_PROBE_ALLOWANCE, ExecuteAndProbe
 
     notebook = nbformat.reads(text.decode("utf-8"), as_version=4)
     for cell in notebook.cells:
@@ -150,6 +153,8 @@ def execute_notebook(text: bytes, workdir: Path, bundle: CheckBundle, student: s
         notebook, resources = sanitize_for_worker(notebook, bundle_source_root(bundle), resources, Config(bundle.execution))
     executor = ExecuteAndProbe(config=Config(bundle.execution), checks_root=str(bundle_checks_root(bundle)), fork_kernels=True)
     executor.replay_directory = ""  # a worker always runs the notebook itself
+    if student == REFERENCE:
+        executor.probe_timeout *= REFERENCE_PROBE_ALLOWANCE
     notebook, resources = executor.preprocess(notebook, resources)
     return notebook, resources["coursekit"]["probes"]
 
@@ -182,7 +187,7 @@ def run_reference(job: SubmissionJob, bundle: CheckBundle) -> dict:
     with tempfile.TemporaryDirectory(prefix="coursekit-reference-") as scratch:
         workdir = write_files(Path(scratch), job.files)
         for name in job.notebooks:
-            _, probes = execute_notebook(job.files[name], workdir, bundle, "reference", name)
+            _, probes = execute_notebook(job.files[name], workdir, bundle, REFERENCE, name)
             reference[name] = require_working_reference(probes, name)
     return reference
 

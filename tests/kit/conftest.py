@@ -20,8 +20,9 @@ REPO = Path(__file__).resolve().parents[2]
 ASSIGNMENT = "mnist_sgd"
 TRAINING = "sgd_training"  # the second assignment, graded by the same machinery
 COURSEKIT = [sys.executable, "-m", "coursekit.cli"]
-# Short limits, so that the hanging submission costs seconds, not minutes
-TEST_LIMITS = "\nc.ExecuteAndProbe.timeout = 15\nc.ExecuteAndProbe.probe_timeout = 5\n"
+# Short limits, so that a hanging submission costs seconds, not minutes; long enough that the training
+# run's probe (seconds of SGD on the MNIST sample) finishes on a busy 2-core machine
+TEST_LIMITS = "\nc.ExecuteAndProbe.timeout = 15\nc.ExecuteAndProbe.probe_timeout = 15\n"
 
 
 def make_course(folder: Path) -> Path:

@@ -48,6 +48,8 @@ def hang_every_step(source: str) -> str:
 def hanging_course(tmp_path_factory):
     """Both assignments, each with a submission whose every step loops forever when the grader probes it."""
     course = make_course(tmp_path_factory.mktemp("hanging"))
+    with open(course / "course_config.py", "a") as config:
+        config.write("\nc.ExecuteAndProbe.probe_timeout = 5  # every step hangs: 5 s each (the reference gets 3 times that)\n")
     for assignment in STEPS:
         nb = make_submission(*notebook_paths(course, assignment), None)
         for cell in nb.cells:
