@@ -349,6 +349,22 @@ def test_a_moodle_worksheet_in_another_language_is_refused(tmp_path):
         read_roster(tmp_path / "Bewertungstabelle.csv", "moodle")
 
 
+def test_an_ambiguous_canvas_column_is_refused_with_its_candidates(tmp_path):
+    """instructure/canvas-lms lib/gradebook_exporter.rb names assignment columns title_with_id; two titles with the
+    assignment's words are two candidates, and app/models/gradebook_importer.rb would put grades into whichever
+    the file names, so the kit names none until --lms-column does."""
+    from coursekit.course import CourseError
+    from coursekit.lms import plan_lms_export
+
+    assignments = CANVAS_ASSIGNMENTS + [("MNIST SGD (late retake)", 48250, "100")]
+    (tmp_path / "export.csv").write_bytes(canvas_export(CANVAS_STUDENTS, assignments))
+    with pytest.raises(CourseError, match=r"2 columns that could be mnist_sgd: Homework 3: MNIST SGD \(48213\); MNIST SGD \(late retake\) \(48250\)"):
+        plan_lms_export(tmp_path / "export.csv", "canvas", ASSIGNMENT)
+    assert plan_lms_export(tmp_path / "export.csv", "canvas", ASSIGNMENT, "48250").column == "MNIST SGD (late retake) (48250)"
+    with pytest.raises(CourseError, match="no assignment column 'Homework 9'"):
+        plan_lms_export(tmp_path / "export.csv", "canvas", ASSIGNMENT, "Homework 9")
+
+
 # ---------------------------------------------------------------- the import files `grade --lms` writes
 
 
@@ -365,7 +381,7 @@ def graded(tmp_path_factory, notebooks):
     run_coursekit(course, "grade", ASSIGNMENT, "--workers", "2")
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
         grade = gradebook.find_grade("loss_vs_metric", ASSIGNMENT, ASSIGNMENT, "jdoe")
-        grade.manual_score = 2
+        grade.manual_score, grade.needs_manual_grade = 2, False  # what the formgrader records
         gradebook.db.commit()
     exports = {"canvas": canvas_export(CANVAS_STUDENTS, CANVAS_ASSIGNMENTS),
                "canvas-lastname-semicolon": canvas_export(CANVAS_STUDENTS, CANVAS_ASSIGNMENTS, first_last=True, col_sep=";", bom=True),
