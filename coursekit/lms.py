@@ -360,6 +360,8 @@ def plan_lms_export(roster_path: Path, lms: str, assignment: str, column: str | 
     """Check the roster before grading: which column the grades go into, on which maximum."""
     roster = load_roster(roster_path, lms)
     if lms == "moodle":
+        if column:
+            raise CourseError("--lms-column names a column of Canvas's export; Moodle's worksheet has one 'Grade' column")
         if "Maximum Grade" not in roster.header:
             raise CourseError(f"the roster {roster_path} has no 'Maximum Grade' column: the assignment is graded on a scale, "
                               "which coursekit's points cannot be mapped to; grade it in points in Moodle")

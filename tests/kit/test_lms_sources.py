@@ -384,6 +384,7 @@ def graded(tmp_path_factory, notebooks):
         grade.manual_score, grade.needs_manual_grade = 2, False  # what the formgrader records
         gradebook.db.commit()
     exports = {"canvas": canvas_export(CANVAS_STUDENTS, CANVAS_ASSIGNMENTS),
+               "canvas-lastname": canvas_export(CANVAS_STUDENTS, CANVAS_ASSIGNMENTS, first_last=True),
                "canvas-lastname-semicolon": canvas_export(CANVAS_STUDENTS, CANVAS_ASSIGNMENTS, first_last=True, col_sep=";", bom=True),
                "moodle": moodle_worksheet(MOODLE_STUDENTS).encode()}
     out = {}
@@ -398,7 +399,7 @@ def graded(tmp_path_factory, notebooks):
     return out
 
 
-@pytest.mark.parametrize("export", ["canvas", "canvas-lastname-semicolon"])
+@pytest.mark.parametrize("export", ["canvas", "canvas-lastname", "canvas-lastname-semicolon"])
 def test_canvas_import_takes_the_grades_into_the_real_assignment(graded, export):
     """The port of instructure/canvas-lms app/models/gradebook_importer.rb on the file `grade --lms canvas` writes,
     for both layouts of lib/gradebook_exporter.rb: the header is valid and the one assignment column is
