@@ -68,7 +68,7 @@ def cmd_grade(args) -> int:
     if args.lms and not args.roster:  # before grading, not after it
         raise CourseError("--lms needs --roster, the roster CSV exported from the LMS")
     export = None
-    if args.lms:  # the roster and the assignment's column are checked before grading, not after it
+    if args.lms:  # the roster and the assignment's column too
         from .lms import plan_lms_export
 
         export = plan_lms_export(args.roster, args.lms, args.assignment, args.lms_column)
