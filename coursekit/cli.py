@@ -6,6 +6,7 @@
               [--regrade]           ... also those graded before and unchanged since (kept otherwise)
               [--scheduler tcp://HOST:PORT]  ... on the workers of a Dask cluster
               [--lms canvas|moodle --roster CSV]  ... also grades-<lms>.csv for the LMS to import
+              [--lms-column TITLE] [--include-pending]  ... Canvas's column; totals whose manual part is pending
     coursekit demo [ASSIGNMENT...]  put sample submissions in submitted/ and grade them (default: all)
     coursekit check NOTEBOOK        for students: run the notebook's visible tests, say what to fix
     coursekit bundle ASSIGNMENT     zip release/ASSIGNMENT for an LMS
@@ -69,6 +70,11 @@ def cmd_grade(args) -> int:
         raise CourseError(f"--workers must be at least 1, not {args.workers}")
     if args.lms and not args.roster:  # before grading, not after it
         raise CourseError("--lms needs --roster, the roster CSV exported from the LMS")
+    export = None
+    if args.lms:  # the roster and the assignment's column too
+        from .lms import plan_lms_export
+
+        export = plan_lms_export(args.roster, args.lms, args.assignment, args.lms_column)
     config = load_config(args.root)
     try:
         sandboxed, sandbox_line = sandbox_plan(config)
@@ -94,8 +100,13 @@ def cmd_grade(args) -> int:
         from .lms import write_lms_grades
 
         target = report["folder"] / f"grades-{args.lms}.csv"
-        count = write_lms_grades(target, args.lms, args.assignment, report["rows"], args.roster)
-        print(f"\n{target.relative_to(args.root)}: {count} grade(s) in {args.lms.capitalize()}'s import layout")
+        written = write_lms_grades(target, export, report["rows"], include_pending=args.include_pending)
+        into = f", into {export.column!r}" if export.column else ""
+        scaled = f", {written.scaled}" if written.scaled else ""
+        print(f"\n{target.relative_to(args.root)}: {written.grades} grade(s) in {args.lms.capitalize()}'s import layout{into}{scaled}")
+        if written.pending:
+            print(f"left out {len(written.pending)} whose manual part is pending: {', '.join(written.pending)} "
+                  "(grade it in nbgrader's formgrader, or add --include-pending)")
     graded = sum(o.graded for o in outcomes)
     print(f"\n{graded} of {len(outcomes)} graded in {time.monotonic() - progress.started:.1f} s; "
           f"reports in {report['folder'].relative_to(args.root)}/, feedback in feedback/")
@@ -131,13 +142,17 @@ def cmd_collect(args) -> int:
     from .lms import collect_uploads
 
     notebooks = [p.name for p in source_notebooks(args.root, args.assignment)]
-    students, unmatched = collect_uploads(args.root, args.assignment, args.archive.resolve(), args.lms, args.roster, notebooks)
-    print(f"collected {len(students)} submission(s) of {args.assignment} into submitted/: {', '.join(students)}")
-    if unmatched:
-        print(f"{len(unmatched)} upload(s) could not be matched; they are in downloaded/{args.assignment}/extracted/:")
-        for line in unmatched:
+    collected = collect_uploads(args.root, args.assignment, args.archive.resolve(), args.lms, args.roster, notebooks)
+    print(f"collected {len(collected.students)} submission(s) of {args.assignment} into submitted/: {', '.join(collected.students)}")
+    if collected.kept:
+        print(f"{len(collected.kept)} student(s) uploaded a notebook more than once; the newest was collected:")
+        for line in collected.kept:
             print(f"  {line}")
-    return 0 if not unmatched else 1
+    if collected.listed:
+        print(f"{len(collected.listed)} upload(s) not collected; they are in downloaded/{args.assignment}/extracted/:")
+        for line in collected.listed:
+            print(f"  {line}")
+    return 0 if not collected.listed else 1
 
 
 def cmd_demo(args) -> int:
@@ -164,6 +179,14 @@ def add_lms_options(parser, required: bool) -> None:
                         help="the LMS's roster CSV (Canvas: gradebook export; Moodle: grading worksheet)")
 
 
+def add_lms_export_options(parser) -> None:
+    parser.add_argument("--lms-column", metavar="TITLE", default=None,
+                        help="Canvas: the export's column for this assignment, as 'Title (id)', its title or its id "
+                             "(default: the one column whose title has the words of the assignment's name)")
+    parser.add_argument("--include-pending", action="store_true",
+                        help="also write the totals of students whose manual part awaits grading (left out otherwise)")
+
+
 def add_worker_options(parser) -> None:
     parser.add_argument("--workers", type=int, default=None,
                         help="submissions run at once in local worker processes (default: the number of cores)")
@@ -185,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
                        help="grade again submissions that an earlier run graded and that have not changed since")
     add_worker_options(grade)
     add_lms_options(grade, required=False)
+    add_lms_export_options(grade)
     grade.set_defaults(run=cmd_grade)
     check = commands.add_parser("check", help="for students: run your notebook with its visible tests and say what to fix")
     check.add_argument("notebook", type=Path)
@@ -204,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.set_defaults(regrade=True)  # the samples are written afresh each time
     add_worker_options(demo)
     add_lms_options(demo, required=False)
+    add_lms_export_options(demo)
     demo.set_defaults(run=cmd_demo)
     args = parser.parse_args(argv)
     put_venv_on_path()

@@ -8,17 +8,17 @@ from conftest import ASSIGNMENT, make_course, read_csv, run_coursekit
 
 from coursekit.samples import SAMPLES, make_submission
 
-CANVAS_ROSTER = """Student,ID,SIS User ID,SIS Login ID,Section
-    Points Possible,,,,
-"Doe, Jane",101,s101,jdoe,A
-"Roe, Eric",102,s102,eroe,A
-"Smith, Ann",103,s103,asmith,A
-"Absent, Al",104,s104,aabsent,A
+CANVAS_ROSTER = """Student,ID,SIS User ID,SIS Login ID,Section,Homework 3: MNIST SGD (48213)
+    Points Possible,,,,,23
+"Doe, Jane",101,s101,jdoe,A,
+"Roe, Eric",102,s102,eroe,A,
+"Smith, Ann",103,s103,asmith,A,
+"Absent, Al",104,s104,aabsent,A,
 """
-MOODLE_ROSTER = """Identifier,Full name,Email address,Status,Grade,Maximum Grade,Feedback comments
-Participant 1234567,Jane Doe,jdoe@uni.example,Submitted for grading,,23.00,
-Participant 1234568,Eric Roe,eroe@uni.example,Submitted for grading,,23.00,
-Participant 1234569,Ann Smith,asmith@uni.example,Submitted for grading,,23.00,
+MOODLE_ROSTER = """Identifier,Full name,Email address,Status,Grade,Maximum Grade,Last modified (grade),Feedback comments
+Participant 1234567,Jane Doe,jdoe@uni.example,Submitted for grading,,23.00,-,
+Participant 1234568,Eric Roe,eroe@uni.example,Submitted for grading,,23.00,-,
+Participant 1234569,Ann Smith,asmith@uni.example,Submitted for grading,,23.00,-,
 """
 
 
@@ -47,21 +47,21 @@ def test_canvas_round_trip(tmp_path):
     result = run_coursekit(course, "collect", ASSIGNMENT, str(archive), "--lms", "canvas", "--roster", str(tmp_path / "roster.csv"), check=False)
     assert result.returncode == 1  # some uploads were not matched
     assert "collected 2 submission(s) of mnist_sgd into submitted/: eroe, jdoe" in result.stdout
-    for line in ("smithann_103_5003_homework.ipynb: asmith uploaded 'homework.ipynb'",
-                 "ghostgus_999_5004_mnist_sgd.ipynb: Canvas id 999 is not in the roster",
-                 "notes.txt: not named the way Canvas names uploads"):
+    for line in ("smithann_103_5003_homework.ipynb: asmith: uploaded 'homework.ipynb', not one of mnist_sgd.ipynb",
+                 "ghostgus_999_5004_mnist_sgd.ipynb: Canvas user 999: not in the roster",
+                 "notes.txt: unknown owner: not named the way Canvas names uploads"):
         assert line in result.stdout
     assert sorted(p.parent.parent.name for p in (course / "submitted").glob(f"*/{ASSIGNMENT}/{ASSIGNMENT}.ipynb")) == ["eroe", "jdoe"]
     assert len(list((course / "downloaded" / ASSIGNMENT / "extracted").rglob("notes.txt"))) == 1  # kept, not dropped
 
-    graded = run_coursekit(course, "grade", ASSIGNMENT, "--lms", "canvas", "--roster", str(tmp_path / "roster.csv"))
+    graded = run_coursekit(course, "grade", ASSIGNMENT, "--lms", "canvas", "--roster", str(tmp_path / "roster.csv"), "--include-pending")
     assert "Hidden checks failed most often (of 2 submissions):" in graded.stdout
     assert "train_y is reversed" in graded.stdout
     canvas = grades_by(course / "reports" / ASSIGNMENT / "grades-canvas.csv", "SIS Login ID")
     assert list(read_csv(course / "reports" / ASSIGNMENT / "grades-canvas.csv")[0]) == \
-        ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", ASSIGNMENT]
-    assert canvas["jdoe"][ASSIGNMENT] == "21" and canvas["eroe"][ASSIGNMENT] == "20"
-    assert canvas["jdoe"]["ID"] == "101" and canvas["aabsent"][ASSIGNMENT] == ""
+        ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "Homework 3: MNIST SGD (48213)"]
+    assert canvas["jdoe"]["Homework 3: MNIST SGD (48213)"] == "21" and canvas["eroe"]["Homework 3: MNIST SGD (48213)"] == "20"
+    assert canvas["jdoe"]["ID"] == "101" and "aabsent" not in canvas  # no grade: a blank would clear one in Canvas
 
 
 def test_moodle_round_trip(tmp_path):
@@ -74,11 +74,11 @@ def test_moodle_round_trip(tmp_path):
     (tmp_path / "worksheet.csv").write_text(MOODLE_ROSTER)
     result = run_coursekit(course, "collect", ASSIGNMENT, str(archive), "--lms", "moodle", "--roster", str(tmp_path / "worksheet.csv"))
     assert "collected 2 submission(s) of mnist_sgd into submitted/: eroe, jdoe" in result.stdout
-    run_coursekit(course, "grade", ASSIGNMENT, "--lms", "moodle", "--roster", str(tmp_path / "worksheet.csv"))
+    run_coursekit(course, "grade", ASSIGNMENT, "--lms", "moodle", "--roster", str(tmp_path / "worksheet.csv"), "--include-pending")
     moodle = grades_by(course / "reports" / ASSIGNMENT / "grades-moodle.csv", "Identifier")
-    assert moodle["Participant 1234567"]["Grade"] == "21" and moodle["Participant 1234568"]["Grade"] == "20"
-    assert moodle["Participant 1234567"]["Maximum Grade"] == "23"
-    assert moodle["Participant 1234569"]["Grade"] == ""  # Ann submitted nothing
+    assert moodle["Participant 1234567"]["Grade"] == "21.00" and moodle["Participant 1234568"]["Grade"] == "20.00"
+    assert moodle["Participant 1234567"]["Maximum Grade"] == "23.00" and moodle["Participant 1234567"]["Last modified (grade)"] == "-"
+    assert "Participant 1234569" not in moodle  # Ann submitted nothing
 
 
 @pytest.mark.parametrize("lms, text, problem", [
