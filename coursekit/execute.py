@@ -328,8 +328,10 @@ DISK_FULL = ("No space left on device", "ENOSPC", "[Errno 28]")
 def note_disk_limit(nb, disk_mb: int) -> None:
     """Say, under each cell where a write failed for want of space, that the notebook reached its limit."""
     for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
         said = [json.dumps(o) for o in cell.outputs if o.output_type in ("error", "stream")]
-        if cell.cell_type != "code" or not any(word in text for text in said for word in DISK_FULL):
+        if not any(word in text for text in said for word in DISK_FULL):
             continue
         text = (f"[the grader: your notebook wrote more than {disk_mb} MiB of files, the limit for a notebook's files "
                 "(its folder, /tmp and your home together), so a write failed with 'No space left on device']")
