@@ -271,7 +271,7 @@ def test_a_notebook_cannot_fill_the_disk(hostile_run):
 def test_the_kernel_is_told_it_is_being_graded_and_nothing_else(hostile_run):
     """nbgrader's NBGRADER_EXECUTION=autograde reaches the sandboxed kernel; the grader's own environment does not."""
     graded = hostile_run["course"] / "autograded" / "reads_its_environment" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
-    printed = json.loads(graded.read_text())["cells"][-1]["outputs"][0]["text"]
+    printed = "".join(json.loads(graded.read_text())["cells"][-1]["outputs"][0]["text"])
     assert "('NBGRADER_EXECUTION', 'autograde')" in printed, printed
     assert GRADER_SECRET not in printed and "COURSEKIT_TEST_SECRET" not in printed
 
