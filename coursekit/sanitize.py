@@ -89,6 +89,14 @@ class RestoreCellMetadata(NbGraderPreprocessor):
         path = Path(self.source_directory) / names["assignment"] / f"{names['notebook']}.ipynb"
         source = nbformat.read(path, as_version=4)
         expected = {grade_id(c): c.metadata["nbgrader"] for c in source.cells if grade_id(c)}
+        graded = [gid for gid, marks in expected.items() if marks.get("grade") or marks.get("solution")]
+        held = list(dict.fromkeys(grade_id(c) for c in nb.cells if grade_id(c) and (
+            c.metadata["nbgrader"].get("grade") or c.metadata["nbgrader"].get("solution"))))
+        if held and not set(held) & set(graded):  # another notebook altogether: refused out loud, never a silent 0
+            raise CellsNotFound(
+                f"{names['notebook']}.ipynb: the notebook's graded cells are not this assignment's: it holds "
+                f"{', '.join(held[:4])}{' …' if len(held) > 4 else ''}; {names['assignment']} has "
+                f"{', '.join(graded[:4])}{' …' if len(graded) > 4 else ''}. Was another notebook submitted?")
         claimed = self.restore_by_grade_id(nb, expected)
         repairs: list[str] = []
         if set(expected) - set(claimed.values()):

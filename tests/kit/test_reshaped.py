@@ -10,7 +10,7 @@ import json
 
 import nbformat
 import pytest
-from conftest import ASSIGNMENT, make_course, notebook_paths, read_csv, run_coursekit
+from conftest import ASSIGNMENT, TRAINING, make_course, notebook_paths, read_csv, run_coursekit
 from test_grading import FULL, scores
 
 from coursekit.samples import make_submission, write_submission
@@ -165,6 +165,7 @@ REFUSED = {
     "kernel_dies": "the kernel died",
     "answers_not_found": "the notebook's grading marks were removed and 3 answer cells could not be found",
     "cell_without_source": "source",
+    "another_assignment": "the notebook's graded cells are not this assignment's: it holds calc_grad, test_calc_grad, train_epoch, test_train_epoch …; mnist_sgd has flatten",
 }
 
 
@@ -193,6 +194,8 @@ def reshaped(tmp_path_factory):
     broken = json.loads(nbformat.writes(full))
     del broken["cells"][6]["source"]  # valid JSON and a list of cells, but a cell nbformat cannot read
     write_submission(course, ASSIGNMENT, "cell_without_source", json.dumps(broken))
+    # the second assignment's notebook, handed in under the first's name
+    write_submission(course, ASSIGNMENT, "another_assignment", make_submission(*notebook_paths(course, TRAINING), None))
     result = run_coursekit(course, "grade", ASSIGNMENT, "--workers", "2")
     grades = {row["student"]: row for row in read_csv(course / "reports" / ASSIGNMENT / "grades.csv")}
     return {"course": course, "output": result.stdout + result.stderr, "grades": grades}
