@@ -39,7 +39,8 @@ def make_course(folder: Path, k: int) -> Path:
     for name in ("source", "release"):
         shutil.copytree(REPO / name, folder / name)
     shutil.copytree(REPO / "tests" / "hidden", folder / "tests" / "hidden", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(REPO / "course_config.py", folder / "course_config.py")
+    for config in ("course_config.py", "nbgrader_config.py"):
+        shutil.copy(REPO / config, folder / config)
     source = folder / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     release = folder / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     mix = [None, *(s for s in SAMPLES[ASSIGNMENT] if s.mistake)]

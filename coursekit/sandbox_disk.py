@@ -18,7 +18,7 @@ import shutil
 import sys
 
 CLONE_NEWNS, CLONE_NEWUSER = 0x00020000, 0x10000000
-MS_NOSUID, MS_NODEV, MS_BIND, MS_REC = 2, 4, 4096, 16384
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC = 1, 2, 4, 32, 4096, 16384
 LIBC = ctypes.CDLL(None, use_errno=True)
 
 
@@ -52,11 +52,26 @@ def bind(source: str, target: str) -> None:
     mount(source, target, None, MS_BIND | MS_REC)
 
 
+def mounts_under(folders: tuple[str, ...]) -> list[tuple[str, bool]]:
+    """The mount points below these folders (not the folders themselves), outermost only, with whether each
+    is read-only: what bwrap bound there (the venv, the kit, the data, when they live under /tmp)."""
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            point = fields[4].replace("\\040", " ").replace("\\011", "\t").replace("\\134", "\\")
+            if any(point.startswith(folder + "/") for folder in folders):
+                found.append((point, "ro" in fields[5].split(",")))
+    outermost = [(p, ro) for p, ro in found if not any(p.startswith(q + "/") for q, _ in found)]
+    return sorted(set(outermost), key=lambda m: m[0].count("/"))
+
+
 def limit_writable_folders(size_mib: int, workdir: str, run_dir: str, home: str) -> None:
     """One tmpfs of size_mib (beyond what was handed in) for the working folder, /tmp, /dev/shm and the home.
 
-    The run folder (the kernel's connection file and sockets, shared with the grader) stays the host's
-    own; it is set aside before /tmp or /dev/shm are covered, and bound back where it was after.
+    Whatever else bwrap bound below /tmp or /dev/shm (the run folder with the kernel's connection file and
+    sockets, shared with the grader; the venv or the kit when they live under /tmp) stays as it was: it is
+    set aside before /tmp and /dev/shm are covered, and bound back where it was after.
     """
     uid, gid = os.getuid(), os.getgid()
     if LIBC.unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0:
@@ -69,16 +84,25 @@ def limit_writable_folders(size_mib: int, workdir: str, run_dir: str, home: str)
         f.write(f"{gid} {gid} 1")
     limited = f"{STAGE}/limited"
     size = size_mib * 2**20 + folder_size(workdir) + folder_size(home)  # room for the files handed in, plus the limit
+    kept = [(point, ro) for point, ro in mounts_under(("/tmp", "/dev/shm")) if point != workdir]
     mount("coursekit", limited, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=755")
-    mount(run_dir, f"{STAGE}/run", None, MS_BIND | MS_REC)
     shutil.copytree(workdir, f"{limited}/work", symlinks=True)
     shutil.copytree(home, f"{limited}/home", symlinks=True)
+    mount(run_dir, f"{STAGE}/run", None, MS_BIND | MS_REC)  # the run folder, set aside
+    for number, (point, _) in enumerate(kept):  # the others, set aside in the tmpfs itself
+        if point != run_dir:
+            bind(point, f"{limited}/.kept/{number}")
     for name in ("tmp", "shm"):
         os.makedirs(f"{limited}/{name}")
         os.chmod(f"{limited}/{name}", 0o1777)
     bind(f"{limited}/tmp", "/tmp")
     bind(f"{limited}/shm", "/dev/shm")
-    bind(f"{STAGE}/run", run_dir)
+    for number, (point, read_only) in enumerate(kept):
+        bind(f"{STAGE}/run" if point == run_dir else f"{limited}/.kept/{number}", point)
+        if read_only:
+            mount("none", point, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    if run_dir not in (point for point, _ in kept):
+        bind(f"{STAGE}/run", run_dir)
     bind(f"{limited}/work", workdir)
     bind(f"{limited}/home", home)
     os.chdir(workdir)  # the old working folder is now under the mount
