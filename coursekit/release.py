@@ -6,7 +6,6 @@ hidden test made it into what students get.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .course import CourseError, nbgrader_api, source_notebooks
