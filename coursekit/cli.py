@@ -56,7 +56,7 @@ class Progress:
 
 
 def cmd_grade(args) -> int:
-    from .course import load_config, source_notebooks
+    from .course import hidden_checks_dir, load_config, source_notebooks
     from .grade import find_students, grade_assignment
     from .report import format_check_summary, format_table, format_notes, write_reports
     from .checks import has_hidden_checks
@@ -82,7 +82,7 @@ def cmd_grade(args) -> int:
         raise CourseError(str(exc)) from exc
     print(f"grading {len(students)} submission(s) of {args.assignment}", flush=True)
     print(sandbox_line if not args.scheduler else f"{sandbox_line} (on this machine; each Dask worker decides on its own)", flush=True)
-    checks_dir = Path(config.HiddenChecks.get("checks_root", args.root / "tests" / "hidden")) / args.assignment
+    checks_dir = hidden_checks_dir(config, args.root, args.assignment)
     if not has_hidden_checks(checks_dir):
         print(f"{args.assignment} has no hidden checks ({checks_dir} holds no test_*.py): its visible tests decide, as in nbgrader", flush=True)
     progress = Progress()

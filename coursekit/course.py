@@ -104,6 +104,11 @@ def nbgrader_api(root: Path, overrides: dict | None = None, **coursedir_traits):
     return NbGraderAPI(coursedir=coursedir, config=config)
 
 
+def hidden_checks_dir(config, root: Path, assignment: str) -> Path:
+    """tests/hidden/<assignment>, or where course_config.py's HiddenChecks.checks_root puts it."""
+    return Path(config.HiddenChecks.get("checks_root", root / "tests" / "hidden")) / assignment
+
+
 def source_notebooks(root: Path, assignment: str) -> list[Path]:
     folder = root / "source" / assignment
     notebooks = sorted(folder.glob("*.ipynb"))

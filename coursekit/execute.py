@@ -106,7 +106,7 @@ class ExecuteAndProbe(Execute):
         from nbclient import NotebookClient
 
         NotebookClient.__init__(self, nb, km)
-        sandbox = Sandbox(parent=self)
+        self.sandbox = sandbox = Sandbox(parent=self)  # read once: the limits named in hints come from here too
         sandboxed = use_bwrap(sandbox.mode)
         if sandboxed:
             self.kernel_manager_class = SandboxedKernelManager
@@ -139,7 +139,7 @@ class ExecuteAndProbe(Execute):
 
     def why_the_kernel_died(self, exc: Exception) -> str:
         if self.ran_out_of_memory():
-            return f"Kernel died: {memory_limit_words(Sandbox(parent=self).memory_mb)}"
+            return f"Kernel died: {memory_limit_words(self.sandbox.memory_mb)}"
         return str(exc)
 
     def run_cells(self, resources) -> None:
@@ -239,7 +239,7 @@ class ExecuteAndProbe(Execute):
             encoded, failure = self.run_hidden(code, step)
             if encoded is None:
                 results[step] = {"probe_error": probe_failure_hint(failure or GRADER_SIDE, step, self.probe_timeout,
-                                                                   Sandbox(parent=self).memory_mb), "values": {},
+                                                                   self.sandbox.memory_mb), "values": {},
                                  "grader_error": self.grader_errors.get(step, failure or "no result")}
                 continue
             try:

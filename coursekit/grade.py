@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from .course import CourseError, load_config, nbgrader_api, source_notebooks
+from .course import CourseError, hidden_checks_dir, load_config, nbgrader_api, source_notebooks
 from .parallel import (DaskWorkers, LocalWorkers, SubmissionRun, make_bundle, read_submission, run_reference,
                        run_submission, with_reference)
 
@@ -259,7 +259,7 @@ def grade_assignment(root: Path, assignment: str, students: list[str] | None = N
     notebook_names = [p.name for p in source_notebooks(root, assignment)]
     students = students if students is not None else find_students(root, assignment)
     config = load_config(root)
-    checks_dir = Path(config.HiddenChecks.get("checks_root", root / "tests" / "hidden")) / assignment
+    checks_dir = hidden_checks_dir(config, root, assignment)
     pool = open_workers(workers, scheduler, sandboxed)  # first: the workers start up while this process does the rest
     outcomes: list[SubmissionOutcome] = []
     try:
