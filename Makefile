@@ -27,4 +27,4 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/grading.py
 
 clean:
-	rm -rf submitted autograded feedback reports downloaded bundles gradebook.db
+	rm -rf submitted autograded feedback reports downloaded bundles exchange gradebook.db

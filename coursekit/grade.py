@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from .course import CourseError, hidden_checks_dir, load_config, nbgrader_api, source_notebooks
+from .report import repairs_made
 from .parallel import (DaskWorkers, LocalWorkers, SubmissionRun, make_bundle, read_submission, run_reference,
                        run_submission, with_reference)
 
@@ -177,18 +178,6 @@ def problem_log(root: Path, folder: Path) -> str:
             if path.suffix == ".ipynb":
                 lines.append("    starts with: " + repr(path.read_bytes()[:300]))
     return "\n".join(lines)
-
-
-def repairs_made(root: Path, assignment: str, student: str) -> str:
-    """What RestoreCellMetadata did to this submission's notebooks (their metadata, coursekit.repairs), in one line."""
-    notes = []
-    for path in sorted((root / "autograded" / student / assignment).glob("*.ipynb")):
-        try:
-            repairs = json.loads(path.read_text(encoding="utf-8"))["metadata"].get("coursekit", {}).get("repairs") or []
-        except (OSError, ValueError, KeyError, AttributeError):
-            continue
-        notes.extend(f"{path.name}: {r}" for r in repairs if isinstance(r, str))
-    return "; ".join(notes)
 
 
 def prepare_gradebook(root: Path, assignment: str) -> None:

@@ -140,6 +140,38 @@ def roster_map(rows: list[dict], lms: str) -> dict[str, str]:
     return {lms_id(r, lms): student_id(r, lms) for r in rows if lms_id(r, lms) and student_id(r, lms)}
 
 
+def person(row: dict, lms: str) -> dict[str, str | None]:
+    """The first and last name and e-mail a roster row gives (None where it gives none), for nbgrader's gradebook.
+
+    Canvas exports "Last, First" (its sortable name) in "Student", or LastName and FirstName, and no e-mail;
+    Moodle's worksheet has "Full name" (first names, then the last name) and "Email address".
+    """
+    if lms == "canvas":
+        first, last = (row.get("FirstName") or "").strip(), (row.get("LastName") or "").strip()
+        if not (first or last):
+            last, _, first = (row.get("Student") or "").partition(",")
+        email = None
+    else:
+        first, _, last = (row.get("Full name") or "").strip().rpartition(" ")
+        if not first:  # one word: a last name
+            first, last = "", last
+        email = (row.get("Email address") or "").strip() or None
+    return {"first_name": first.strip() or None, "last_name": last.strip() or None, "email": email}
+
+
+def record_names(db_url: str, roster: Roster) -> int:
+    """Put each roster student's name and e-mail into nbgrader's gradebook, so formgrader shows them;
+    return how many students it holds now. A student not in the gradebook yet is added."""
+    from nbgrader.api import Gradebook
+
+    people = {student_id(r, roster.lms): person(r, roster.lms) for r in roster.rows if lms_id(r, roster.lms)}
+    people.pop("", None)
+    with Gradebook(db_url) as gradebook:
+        for student, names in people.items():
+            gradebook.update_or_create_student(student, **names)
+    return len(people)
+
+
 def read_roster(path: Path, lms: str) -> dict[str, str]:
     """LMS id -> the course's student id, from the roster CSV the LMS exports."""
     return roster_map(roster_rows(path, lms), lms)

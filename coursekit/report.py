@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
@@ -62,6 +66,88 @@ def read_checks(autograded: Path) -> tuple[list[dict], list[dict]]:
         notes += [{"cell": where, "limit": o["metadata"][LIMIT_NOTE]} for o in cell.get("outputs", [])
                   if LIMIT_NOTE in o.get("metadata", {})]
     return rows, notes
+
+
+OUTCOMES_FILE = "outcomes.json"  # in reports/<assignment>/: what `coursekit grade` last said of each submission
+
+
+@dataclass
+class RecordedOutcome:
+    """What the reports say of a submission: graded or not, and why not, or what was repaired to grade it."""
+    student: str
+    graded: bool
+    message: str = ""
+    note: str = ""
+
+
+def repairs_made(root: Path, assignment: str, student: str) -> str:
+    """What RestoreCellMetadata did to this submission's notebooks (their metadata, coursekit.repairs), in one line."""
+    notes = []
+    for path in sorted((root / "autograded" / student / assignment).glob("*.ipynb")):
+        try:
+            repairs = json.loads(path.read_text(encoding="utf-8"))["metadata"].get("coursekit", {}).get("repairs") or []
+        except (OSError, ValueError, KeyError, AttributeError):
+            continue
+        notes.extend(f"{path.name}: {r}" for r in repairs if isinstance(r, str))
+    return "; ".join(notes)
+
+
+def read_recorded(folder: Path) -> dict[str, dict]:
+    try:
+        return json.loads((folder / OUTCOMES_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def record_outcomes(folder: Path, outcomes: list) -> None:
+    """Keep what this run said of each submission it saw, beside what earlier runs said of the others."""
+    folder.mkdir(parents=True, exist_ok=True)
+    recorded = read_recorded(folder)
+    for outcome in outcomes:
+        recorded[outcome.student] = {"graded": outcome.graded, "message": outcome.message, "note": outcome.note, "at": time.time()}
+    partial = folder / (OUTCOMES_FILE + ".partial")
+    partial.write_text(json.dumps(recorded, indent=1), encoding="utf-8")
+    os.replace(partial, folder / OUTCOMES_FILE)
+
+
+def gradebook_students(db_url: str, assignment: str) -> tuple[set[str], dict[str, str]]:
+    """The students with a submission of this assignment in the gradebook; and every student's name, where it holds one."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(db_url) as gradebook:
+        try:
+            submitted = {s.student.id for s in gradebook.find_assignment(assignment).submissions}
+        except MissingEntry:
+            submitted = set()
+        names = {s.id: " ".join(n for n in (s.first_name, s.last_name) if n) for s in gradebook.students}
+    return submitted, {student: name for student, name in names.items() if name}
+
+
+def gather_outcomes(root: Path, assignment: str, notebook: str, db_url: str) -> list[RecordedOutcome]:
+    """Every submission of the assignment, as the gradebook has it now.
+
+    A student is graded when the gradebook holds their submission and its autograded notebook
+    exists; that includes those graded by nbgrader's own autograde or formgrader since the last
+    `coursekit grade`. A submission the last run could not grade stays "not graded", with its
+    reason, until something grades it after that run.
+    """
+    folder = root / "reports" / assignment
+    recorded = read_recorded(folder)
+    in_gradebook, _ = gradebook_students(db_url, assignment)
+    submitted = {p.parent.name for p in (root / "submitted").glob(f"*/{assignment}") if p.is_dir()}
+    outcomes = []
+    for student in sorted(in_gradebook | submitted | set(recorded)):
+        autograded = root / "autograded" / student / assignment / f"{notebook}.ipynb"
+        last = recorded.get(student)
+        graded_since = autograded.exists() and (last is None or autograded.stat().st_mtime > last["at"])
+        if last and not last["graded"] and not graded_since:
+            outcomes.append(RecordedOutcome(student, False, last["message"]))
+        elif student in in_gradebook and autograded.exists():
+            message = last["message"] if last and last["graded"] and not graded_since else ""
+            outcomes.append(RecordedOutcome(student, True, message, repairs_made(root, assignment, student)))
+        else:
+            outcomes.append(RecordedOutcome(student, False, f"not graded yet: run coursekit grade {assignment}"))
+    return outcomes
 
 
 def write_reports(root: Path, assignment: str, notebook: str, db_url: str, outcomes: list) -> dict:
@@ -184,31 +270,46 @@ class FeedbackExporter(HTMLExporter):
         return html, resources
 
 
+def read_csv_rows(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+NOT_ATTEMPTED = "not attempted yet"  # the start of the hint every check of an untouched step gets
+
+
+def failed_checks(checks: list[dict]) -> tuple[list[dict], Counter]:
+    """The hidden checks failed by a mistake, most often first, with their most common hint;
+    and, apart, how many students left each step untouched (every check of it fails alike)."""
+    students, hints, untouched = {}, {}, set()
+    for row in checks:
+        if row["passed"] != "False":
+            continue
+        if row["hint"].startswith(NOT_ATTEMPTED):
+            untouched.add((row["student"], row["step"]))
+            continue
+        key = (row["step"], row["check"], row["description"])
+        students.setdefault(key, set()).add(row["student"])
+        hints.setdefault(key, Counter())[row["hint"]] += 1
+    ranked = []
+    for key in sorted(students, key=lambda k: (-len(students[k]), k)):
+        hint, times = hints[key].most_common(1)[0]
+        ranked.append({"step": key[0], "check": key[1], "description": key[2], "students": len(students[key]),
+                       "hint": hint, "hint_students": times})
+    return ranked, Counter(step for _, step in untouched)
+
+
 def format_check_summary(checks_csv: Path, submissions: int, top: int = 5) -> str:
     """For staff: the hidden checks failed most often by a mistake, with their most common hints.
 
     A step not attempted yet fails every check of its step with the same hint; that says
     nothing about which mistakes students make, so it is counted on a line of its own.
     """
-    from collections import Counter
-
-    failed, hints, untouched = Counter(), {}, set()
-    with open(checks_csv, newline="") as f:
-        for row in csv.DictReader(f):
-            if row["passed"] != "False":
-                continue
-            if row["hint"].startswith("not attempted yet"):
-                untouched.add((row["student"], row["step"]))
-                continue
-            key = (row["step"], row["description"])
-            failed[key] += 1
-            hints.setdefault(key, Counter())[row["hint"]] += 1
-    lines = [f"\nHidden checks failed most often (of {submissions} submissions):" if failed else "\nNo hidden check failed by a mistake."]
-    for (step, description), count in failed.most_common(top):
-        hint, times = hints[(step, description)].most_common(1)[0]
-        lines.append(f"  {count:>4}  {step}: {description}")
-        lines.append(f"        most common hint ({times}x): {hint}")
+    ranked, untouched = failed_checks(read_csv_rows(checks_csv))
+    lines = [f"\nHidden checks failed most often (of {submissions} submissions):" if ranked else "\nNo hidden check failed by a mistake."]
+    for entry in ranked[:top]:
+        lines.append(f"  {entry['students']:>4}  {entry['step']}: {entry['description']}")
+        lines.append(f"        most common hint ({entry['hint_students']}x): {entry['hint']}")
     if untouched:
-        steps = Counter(step for _, step in untouched)
-        lines.append(f"Steps not attempted: {', '.join(f'{step} ({n}x)' for step, n in steps.most_common())}")
+        lines.append(f"Steps not attempted: {', '.join(f'{step} ({n}x)' for step, n in untouched.most_common())}")
     return "\n".join(lines)

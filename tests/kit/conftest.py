@@ -25,6 +25,28 @@ COURSEKIT = [sys.executable, "-m", "coursekit.cli"]
 TEST_LIMITS = "\nc.ExecuteAndProbe.timeout = 15\nc.ExecuteAndProbe.probe_timeout = 15\n"
 
 
+SCREENSHOTS = REPO / ".pytest-screenshots"  # what a browser test showed when it failed, and the pages staff look at
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A browser test that fails leaves a screenshot of its page (any fixture that is a dict with a "driver")."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    for value in item.funcargs.values():
+        driver = value.get("driver") if isinstance(value, dict) else None
+        if driver is not None:
+            SCREENSHOTS.mkdir(exist_ok=True)
+            path = SCREENSHOTS / f"{item.name}.png"
+            try:
+                driver.save_screenshot(str(path))
+                report.sections.append(("screenshot", f"{path} ({driver.current_url})"))
+            except Exception as exc:  # the browser itself may be what failed
+                report.sections.append(("screenshot", f"none: {type(exc).__name__}: {exc}"))
+
+
 def make_course(folder: Path) -> Path:
     """A course directory like the repository's: source, release, hidden checks, config (both files)."""
     for name in ("source", "release"):

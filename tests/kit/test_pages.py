@@ -13,8 +13,6 @@ import base64
 import json
 import os
 import secrets
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -25,14 +23,14 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbconvert.filters.markdown_mistune import markdown2html_mistune
+from browser import needs_chromium, start_chromium
 from conftest import ASSIGNMENT, make_course, notebook_paths, run_coursekit
 
+from coursekit.jupyter import free_port
 from coursekit.samples import make_submission, write_submission
 
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
-                                reason="needs chromium and chromedriver (Debian: apt-get install chromium chromium-driver; .ci/run installs them)")
-webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (requirements.txt)")
+pytestmark = needs_chromium
+pytest.importorskip("selenium.webdriver", reason="needs selenium (requirements.txt)")
 
 NOTEBOOK = f"{ASSIGNMENT}.ipynb"
 
@@ -122,12 +120,6 @@ def cell(nb, grade_id):
     return next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def gradebook_state(course: Path) -> list:
     from nbgrader.api import Gradebook
 
@@ -165,12 +157,6 @@ def pages(tmp_path_factory):
     server = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "jupyter"), "lab", "--allow-root", "--no-browser",
                                "--ip=127.0.0.1", f"--port={port}", f"--ServerApp.token={token}", "--ServerApp.port_retries=0"],
                               cwd=course, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     driver = None
     try:
         base = f"http://127.0.0.1:{port}"
@@ -183,8 +169,7 @@ def pages(tmp_path_factory):
                 time.sleep(0.5)
         else:
             raise AssertionError(f"JupyterLab did not answer within a minute:\n{(course / 'jupyter.log').read_text()[-3000:]}")
-        driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
-        driver.set_page_load_timeout(60)
+        driver = start_chromium(tmp_path_factory.mktemp("chromium"), network_log=True)
         driver.get(f"{base}/formgrader?token={token}")  # logs in: the token becomes a cookie, as for staff
         yield {"course": course, "base": base, "driver": driver, "before": gradebook_state(course)}
     finally:

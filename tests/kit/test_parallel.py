@@ -16,7 +16,7 @@ from coursekit.kernels import ForkedKernelManager, running_fork_server
 from coursekit.samples import make_submission, write_samples, write_submission
 from coursekit.sandbox import bwrap_problem
 
-SOME = ["full_marks", "labels_reversed", "threshold_half", "shuffle_once"]
+SOME = ["full_marks", "labels_reversed", "threshold_half", "shuffle_once", "no_sigmoid"]
 
 
 def run_in_kernel(code: str) -> str:
@@ -86,30 +86,33 @@ def gradebook_scores(course, students):
 
 
 def test_plain_nbgrader_autograde_gives_the_same_scores(small_course, graded_course):
-    """nbgrader's own command, one fresh kernel after another, as the baseline the parallel run must match."""
+    """nbgrader's own command typed with no flag (the course's nbgrader_config.py loads course_config.py), one
+    fresh kernel after another: the same per-cell scores as the kit's parallel run, missing sigmoid included."""
     env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
     students = [p.name for p in (small_course / "submitted").iterdir()]
     assert set(SOME) <= set(students)
     nbgrader = os.path.join(os.path.dirname(sys.executable), "nbgrader")
     # generate_assignment records the assignment in the gradebook, as staff do before grading
     for command, *options in (["generate_assignment", "--force"], ["autograde", "--create", "--force"]):
-        result = subprocess.run([nbgrader, command, ASSIGNMENT, "--NbGrader.config_file=course_config", *options],
+        result = subprocess.run([nbgrader, command, ASSIGNMENT, *options],
                                 cwd=small_course, capture_output=True, text=True, env=env, timeout=900)
         assert result.returncode == 0, result.stderr[-2000:]
     plain = gradebook_scores(small_course, SOME)
     assert {s: scores(graded_course["grades"][s]) for s in SOME} == plain
     assert plain["full_marks"] == FULL and plain["labels_reversed"]["test_labels"] < FULL["test_labels"]
+    assert plain["no_sigmoid"]["test_mnist_loss"] < FULL["test_mnist_loss"]  # nbgrader's default pipeline gave it full marks
 
 
 def test_dask_cluster_gives_the_same_scores(tmp_path, graded_course):
     distributed = pytest.importorskip("distributed")
     course = make_course(tmp_path / "course")
-    write_samples(course, ASSIGNMENT, SOME)
+    some = SOME[:4]
+    write_samples(course, ASSIGNMENT, some)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         result = run_coursekit(course, "grade", ASSIGNMENT, "--scheduler", cluster.scheduler_address)
     assert f"the Dask cluster at {cluster.scheduler_address} (2 workers, 2 threads)" in result.stdout
     grades = {row["student"]: row for row in read_csv(course / "reports" / ASSIGNMENT / "grades.csv")}
-    assert {s: scores(grades[s]) for s in SOME} == {s: scores(graded_course["grades"][s]) for s in SOME}
+    assert {s: scores(grades[s]) for s in some} == {s: scores(graded_course["grades"][s]) for s in some}
     assert gradebook_scores(course, ["full_marks"])["full_marks"] == FULL
 
 
