@@ -17,6 +17,7 @@ import pytest
 from conftest import ASSIGNMENT, TRAINING, make_course, notebook_paths, read_csv, run_coursekit
 
 from coursekit.samples import SAMPLES, answers, apply_edits, make_submission, write_submission
+from coursekit.similarity import compare_class, similarity_section
 
 CLASS_SIZE = 30
 COPIED_STEPS = 5  # the partial copy: five of mnist_sgd's eight steps, five of sgd_training's seven
@@ -183,6 +184,9 @@ def test_the_page_shows_only_matching_lines_escaped(tmp_path):
     run_coursekit(course, "similarity", ASSIGNMENT)
     page = (course / "reports" / ASSIGNMENT / "similarity.html").read_text()
     assert "<script>" not in page and "&lt;script&gt;" in page
+    # the class report embeds the section itself: a fragment, not a page
+    section = similarity_section(compare_class(course, ASSIGNMENT))
+    assert section.startswith("<section") and "<html" not in section and "<body" not in section and section in page
     assert "4201" in page and not any(number in page for number in ("271828", "314159", "577215", "662607"))
 
 
