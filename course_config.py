@@ -65,6 +65,12 @@ c.HiddenChecks.checks_root = HIDDEN_CHECKS
 c.HiddenChecks.source_directory = str(COURSE_ROOT / "source")
 c.WithholdGraderText.checks_root = HIDDEN_CHECKS
 c.WithholdGraderText.source_directory = str(COURSE_ROOT / "source")
+# coursekit similarity (and the end of coursekit grade): pairs scoring at least this are listed in
+# reports/<assignment>/similarity.csv. The score is the share of what one student wrote beyond the book's code
+# (rare code counting most) that the other's notebook also holds. In the kit's generated classes, planted copies
+# scored 0.45 to 1.0 (238 of 240 at least 0.5) and chance pairs at most 0.47. A high score is a reason to look,
+# not a verdict. (c.Similarity.min_evidence: the own code, in fingerprints, it takes to score 1.0; default 100.)
+c.Similarity.threshold = 0.5
 # generate_feedback: nbconvert's HTML exporter, minus a full re-parse of each page when it changes nothing
 c.GenerateFeedback.exporter_class = "coursekit.report.FeedbackExporter"
 # The pages made from autograded notebooks (feedback, and formgrader started in this folder, which loads

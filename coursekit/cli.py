@@ -7,6 +7,7 @@
               [--scheduler tcp://HOST:PORT]  ... on the workers of a Dask cluster
               [--lms canvas|moodle --roster CSV]  ... also grades-<lms>.csv for the LMS to import
               [--lms-column TITLE] [--include-pending]  ... Canvas's column; totals whose manual part is pending
+    coursekit similarity ASSIGNMENT which students handed in the same work: reports/ASSIGNMENT/similarity.csv and .html
     coursekit demo [ASSIGNMENT...]  put sample submissions in submitted/ and grade them (default: all)
     coursekit check NOTEBOOK        for students: run the notebook's visible tests, say what to fix
     coursekit bundle ASSIGNMENT     zip release/ASSIGNMENT for an LMS
@@ -181,6 +182,17 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_similarity(args) -> int:
+    from .similarity import format_summary, write_similarity
+
+    if not any((args.root / "submitted").glob(f"*/{args.assignment}/")):
+        print(f"no submissions in {args.root / 'submitted'}/*/{args.assignment}/", file=sys.stderr)
+        return 1
+    result = write_similarity(args.root, args.assignment)
+    print(format_summary(result, f"reports/{args.assignment}"))
+    return 0
+
+
 def cmd_check(args) -> int:
     from .student import NotebookProblem, check_notebook, format_check
 
@@ -311,6 +323,9 @@ def main(argv: list[str] | None = None) -> int:
     add_lms_options(grade, required=False)
     add_lms_export_options(grade)
     grade.set_defaults(run=cmd_grade)
+    similarity = commands.add_parser("similarity", help="which students handed in the same work (reads submitted/; grades nothing)")
+    similarity.add_argument("assignment")
+    similarity.set_defaults(run=cmd_similarity)
     check = commands.add_parser("check", help="for students: run your notebook with its visible tests and say what to fix")
     check.add_argument("notebook", type=Path)
     check.add_argument("--timeout", type=int, default=60, help="seconds a cell may run")
