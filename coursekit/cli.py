@@ -133,6 +133,7 @@ def write_all_reports(args, config, run_outcomes: list | None = None) -> dict:
     print the table (of this run's submissions, when there is a run) and what staff should know."""
     from .class_report import write_class_report
     from .course import source_notebooks
+    from .similarity import format_summary, similarity_section, write_similarity
     from .report import (format_check_summary, format_notes, format_table, gather_outcomes, gradebook_students,
                          read_csv_rows, record_outcomes, write_reports)
 
@@ -168,8 +169,11 @@ def write_all_reports(args, config, run_outcomes: list | None = None) -> dict:
         if written.pending:
             print(f"left out {len(written.pending)} whose manual part is pending: {', '.join(written.pending)} "
                   "(grade it in nbgrader's formgrader, or add --include-pending)")
+    similarity = write_similarity(args.root, args.assignment)  # from submitted/: it needs no grade
+    print("\n" + format_summary(similarity, f"reports/{args.assignment}"))
     _, names = gradebook_students(db_url, args.assignment)
-    write_class_report(args.root, args.assignment, notebook, report, read_csv_rows(folder / "checks.csv"), names=names)
+    write_class_report(args.root, args.assignment, notebook, report, read_csv_rows(folder / "checks.csv"), names=names,
+                       sections=[similarity_section(similarity)])
     return report
 
 

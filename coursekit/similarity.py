@@ -401,7 +401,7 @@ def similarity_section(result: SimilarityResult) -> str:
         parts += [f"<li>{e(student)}: {e(reason)}</li>" for student, reason in sorted(result.not_compared.items())]
         parts.append("</ul>")
     if len(result.pair_scores):
-        parts.append(f'<img alt="distribution of the scores of all {len(result.pair_scores)} pairs" '
+        parts.append(f'<img id="similarity-plot" alt="distribution of the scores of all {len(result.pair_scores)} pairs" '
                      f'src="data:image/png;base64,{distribution_png(result)}">')
     for pair in result.flagged:
         parts.append(f"<h3>{e(pair.student_a)} and {e(pair.student_b)}: {pair.score:.2f}</h3>"

@@ -121,13 +121,13 @@ def test_the_class_report_shows_its_plots(staff):
     driver, page = staff["driver"], staff["course"] / "reports" / ASSIGNMENT / "index.html"
     driver.get(page.as_uri())
     sizes = wait_until(lambda: driver.execute_script(
-        "const imgs = ['totals-plot', 'steps-plot'].map(id => document.getElementById(id));"
+        "const imgs = ['totals-plot', 'steps-plot', 'similarity-plot'].map(id => document.getElementById(id));"
         "return imgs.every(i => i && i.complete && i.naturalWidth > 0) ? imgs.map(i => [i.naturalWidth, i.naturalHeight]) : null"),
-        15, "both plots drawn")
+        15, "the three plots drawn")
     assert all(w >= 300 and h >= 150 for w, h in sizes), sizes
     assert driver.execute_script("return performance.getEntriesByType('resource').map(r => r.name)") == []  # asked nothing
     text = driver.find_element(By.TAG_NAME, "body").text
-    assert "Hidden checks failed most often" in text and "Awaiting manual grading" in text
+    assert "Hidden checks failed most often" in text and "Awaiting manual grading" in text and "Similarity" in text
     assert "kernel_dies" in text and "feedback" in text
     SCREENSHOTS.mkdir(exist_ok=True)
     driver.set_window_size(1400, min(8000, driver.execute_script("return document.body.scrollHeight") + 100))  # the whole page

@@ -133,7 +133,7 @@ def test_the_class_report_is_one_page_that_needs_nothing_else(exchanged):
     text = page.read_text()
     parts = PageParts()
     parts.feed(text)
-    assert set(parts.images) == {"totals-plot", "steps-plot"}
+    assert set(parts.images) == {"totals-plot", "steps-plot", "similarity-plot"}
     for src in parts.images.values():
         assert base64.b64decode(src.removeprefix("data:image/png;base64,"))[:8] == b"\x89PNG\r\n\x1a\n"
     assert "script" not in parts.tags and all(not re.match(r"\w+:", a) for a in parts.addresses), parts.addresses
