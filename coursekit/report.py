@@ -25,6 +25,7 @@ from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
 from traitlets import default
 
 from .clean import LIMIT_NOTE
+from .course import CourseError
 
 
 def read_gradebook(db_url: str, assignment: str, notebook: str, students: list[str]) -> dict[str, dict[str, float | None]]:
@@ -44,10 +45,13 @@ def read_gradebook(db_url: str, assignment: str, notebook: str, students: list[s
 
 def grade_columns(db_url: str, assignment: str, notebook: str, order: list[str]) -> list[tuple[str, float]]:
     """(grade cell, max points), in the order of `order` (the notebook's)."""
-    from nbgrader.api import Gradebook
+    from nbgrader.api import Gradebook, MissingEntry
 
     with Gradebook(db_url) as gradebook:
-        cells = {c.name: c.max_score for c in gradebook.find_notebook(notebook, assignment).grade_cells}
+        try:
+            cells = {c.name: c.max_score for c in gradebook.find_notebook(notebook, assignment).grade_cells}
+        except MissingEntry:
+            raise CourseError(f"{assignment} is not in the gradebook yet: grade it first (coursekit grade {assignment})") from None
     return [(name, cells[name]) for name in order if name in cells] + [(n, p) for n, p in cells.items() if n not in order]
 
 

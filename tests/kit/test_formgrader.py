@@ -50,6 +50,12 @@ def staff(graded_course, tmp_path_factory):
     """A copy of the graded course, `coursekit lab` serving it (typed in another folder), and Chromium logged in."""
     course = tmp_path_factory.mktemp("formgrader") / "course"
     shutil.copytree(graded_course["course"], course, ignore=shutil.ignore_patterns("__pycache__"))
+    # the LMS's roster gives formgrader the students' names (nbgrader's own commands leave them "None, None")
+    students = sorted(graded_course["grades"])
+    (course / "worksheet.csv").write_text("Identifier,Full name,Email address\n" + "".join(
+        f"Participant {100 + i},{'Ada Lovelace' if s == 'full_marks' else s.replace('_', ' ').title()},{s}@uni.example\n"
+        for i, s in enumerate(students)))
+    run_coursekit(course, "report", ASSIGNMENT, "--lms", "moodle", "--roster", "worksheet.csv")
     elsewhere = tmp_path_factory.mktemp("elsewhere")
     lab = subprocess.Popen([*COURSEKIT, "--course", str(course), "lab"], cwd=elsewhere, stdout=subprocess.PIPE,
                            stderr=open(course / "jupyter.log", "w"), text=True)
@@ -82,6 +88,7 @@ def test_formgrader_lists_the_kits_scores(staff):
     shown = submissions_table(staff)
     graded = {s: row for s, row in staff["grades"].items() if row["status"] != "not graded"}
     assert len(graded) >= 20 and set(graded) <= set(shown), sorted(shown)[:5]
+    assert shown["full_marks"]["name"] == "Lovelace, Ada" and shown["no_sigmoid"]["name"] == "Sigmoid, No"
     assert {s: shown[s]["score"] for s in graded} == {s: f"{row['total']} / {row['max_total']}" for s, row in graded.items()}
     SCREENSHOTS.mkdir(exist_ok=True)
     staff["driver"].save_screenshot(str(SCREENSHOTS / "formgrader_with_the_kits_grades.png"))
