@@ -52,8 +52,9 @@ def staff(graded_course, tmp_path_factory):
     shutil.copytree(graded_course["course"], course, ignore=shutil.ignore_patterns("__pycache__"))
     # the LMS's roster gives formgrader the students' names (nbgrader's own commands leave them "None, None")
     students = sorted(graded_course["grades"])
-    (course / "worksheet.csv").write_text("Identifier,Full name,Email address\n" + "".join(
-        f"Participant {100 + i},{'Ada Lovelace' if s == 'full_marks' else s.replace('_', ' ').title()},{s}@uni.example\n"
+    maximum = next(iter(graded_course["grades"].values()))["max_total"]
+    (course / "worksheet.csv").write_text("Identifier,Full name,Email address,Grade,Maximum Grade\n" + "".join(
+        f"Participant {100 + i},{'Ada Lovelace' if s == 'full_marks' else s.replace('_', ' ').title()},{s}@uni.example,,{maximum}\n"
         for i, s in enumerate(students)))
     run_coursekit(course, "report", ASSIGNMENT, "--lms", "moodle", "--roster", "worksheet.csv")
     elsewhere = tmp_path_factory.mktemp("elsewhere")
@@ -172,7 +173,7 @@ def student(tmp_path_factory):
         driver = start_chromium(tmp_path_factory.mktemp("chromium_student"))
         driver.get(f"{base}/lab/tree/{ASSIGNMENT}/{ASSIGNMENT}.ipynb?token=student")
         wait_until(lambda: driver.execute_script("return document.querySelectorAll('.jp-CodeCell').length > 0 && "
-                                                 "[...document.querySelectorAll('.jp-StatusBar-Widget')].some(w => w.innerText.includes('| Idle'))"),
+                                                 "document.querySelector('.jp-Notebook-ExecutionIndicator[data-status=\"idle\"]') !== null"),
                    120, "the released notebook open, its kernel idle")
         yield {"driver": driver, "base": base, "home": home}
     finally:
