@@ -14,7 +14,7 @@ import nbformat
 import pytest
 
 from coursekit.grader_text import notebook_lines
-from coursekit.samples import SAMPLES, make_submission, write_samples, write_submission
+from coursekit.samples import SAMPLES, WRITTEN_ANSWER, make_submission, write_samples, write_submission
 
 REPO = Path(__file__).resolve().parents[2]
 ASSIGNMENT = "mnist_sgd"
@@ -125,6 +125,7 @@ def graded_training(tmp_path_factory):
 
 
 GRADED = {ASSIGNMENT: "graded_course", TRAINING: "graded_training"}
+WRITTEN_ANSWERS = {a: WRITTEN_ANSWER for a in SAMPLES}
 MISTAKES = [(a, s) for a in GRADED for s in SAMPLES[a] if s.mistake]
 EQUIVALENTS = [(a, s) for a in GRADED for s in SAMPLES[a] if not s.mistake]
 
