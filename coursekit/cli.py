@@ -273,15 +273,17 @@ def cmd_setup_jupyter(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .samples import DEMO_SAMPLES, write_samples
+    from .samples import load_samples, require_samples, write_samples
 
-    assignments = args.assignments or [a for a in DEMO_SAMPLES if (args.root / "source" / a).is_dir()]
-    unknown = [a for a in assignments if a not in DEMO_SAMPLES]
-    if unknown:
-        raise CourseError(f"no sample submissions for {', '.join(unknown)}; there are for {', '.join(DEMO_SAMPLES)}")
+    # every assignment in source/ whose hidden checks folder has a samples.py with a DEMO list
+    found = sorted(p.name for p in (args.root / "source").iterdir() if p.is_dir()) if (args.root / "source").is_dir() else []
+    assignments = args.assignments or [a for a in found if (samples := load_samples(args.root, a)) and samples.demo]
+    if not assignments:
+        raise CourseError(f"no assignment in {args.root / 'source'} has sample submissions (tests/hidden/<assignment>/samples.py with DEMO)")
     for number, assignment in enumerate(assignments):
+        demo = require_samples(args.root, assignment).demo
         print(f"{'' if number == 0 else chr(10)}== {assignment} ==", flush=True)
-        names = write_samples(args.root, assignment, DEMO_SAMPLES[assignment])
+        names = write_samples(args.root, assignment, demo)
         print(f"wrote {len(names)} sample submissions to submitted/: {', '.join(names)}")
         args.assignment, args.student = assignment, names
         code = cmd_grade(args)

@@ -7,10 +7,10 @@ import zipfile
 
 import nbformat
 import pytest
-from conftest import ASSIGNMENT, REPO, TRAINING, hidden_check_names, make_course, run_coursekit
+from conftest import ASSIGNMENT, REPO, SAMPLES, TRAINING, hidden_check_names, make_course, run_coursekit
 
 from coursekit.grader_text import protected_lines
-from coursekit.samples import SAMPLES, make_submission
+from coursekit.samples import make_submission
 
 SOURCE = REPO / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
 RELEASE = REPO / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"

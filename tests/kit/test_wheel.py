@@ -1,5 +1,6 @@
 """What a student installs holds no answer: the wheel built from pyproject.toml, scanned against every
 assignment's solution lines, sample submissions and hidden checks."""
+import re
 import shutil
 import subprocess
 import sys
@@ -17,19 +18,24 @@ NOT_BUILT = (".venv", ".git", "build", "*.egg-info", "__pycache__", ".pytest_cac
              "reports", "downloaded", "bundles", "exchange", "gradebook.db", ".pytest-screenshots")
 
 
+IMPORT = re.compile(r"(from\s+[\w.]+\s+)?import\s+[\w., ]+")  # `import random` tells nothing of an answer
+
+
 def assignments() -> list[str]:
     return sorted(p.name for p in (REPO / "source").iterdir() if p.is_dir())
 
 
 def secret_lines() -> dict[str, str]:
     """line -> where it comes from: the lines of each source solution (less those the release gives), of each
-    hidden check and probe, and of each sample submission's answers and written answer."""
-    secret = {}
+    hidden check and probe, and of each sample submission's answers and written answer; less bare imports and
+    what the checks' authors wrote into hints for students ("call p.grad.zero_()")."""
+    secret, hints = {}, ""
     for assignment in assignments():
         source = REPO / "source" / assignment / f"{assignment}.ipynb"
         solution, given = notebook_lines(source)
         secret.update({line: f"the solution of {assignment}" for line in solution - given})
-        code, _ = grading_code(REPO / "tests" / "hidden" / assignment)
+        code, strings = grading_code(REPO / "tests" / "hidden" / assignment)
+        hints += strings
         secret.update({line: f"{path.relative_to(REPO)}" for line, path in code.items() if line not in given})
         solutions = answers(source)
         for sample in SAMPLES[assignment]:
@@ -37,7 +43,7 @@ def secret_lines() -> dict[str, str]:
                 if len(line.strip()) > MIN_LEAK_LENGTH and line.strip() not in given:
                     secret.setdefault(line.strip(), f"the sample submission {assignment}/{sample.name}")
         secret[WRITTEN_ANSWERS[assignment]] = f"the sample written answer of {assignment}"
-    return secret
+    return {line: origin for line, origin in secret.items() if not IMPORT.fullmatch(line) and line not in hints}
 
 
 def leaks(wheel: Path, secret: dict[str, str]) -> list[str]:
