@@ -10,7 +10,7 @@
     coursekit similarity ASSIGNMENT which students handed in the same work: reports/ASSIGNMENT/similarity.csv and .html
     coursekit demo [ASSIGNMENT...]  put sample submissions in submitted/ and grade them (default: all)
     coursekit check NOTEBOOK        for students: run the notebook's visible tests, say what to fix
-    coursekit bundle ASSIGNMENT     zip release/ASSIGNMENT for an LMS
+    coursekit bundle ASSIGNMENT     zip release/ASSIGNMENT, its data and a README for students, for an LMS
     coursekit collect ASSIGNMENT ZIP --lms canvas|moodle --roster CSV
                                     put an LMS's zip of uploads into submitted/, the roster's names into the gradebook
     coursekit report ASSIGNMENT     write reports/ASSIGNMENT (CSVs, the LMS's CSV, index.html) again from the gradebook
@@ -217,7 +217,9 @@ def cmd_bundle(args) -> int:
         names = bundle_release(args.root, args.assignment, output)
     except NotebookProblem as exc:
         raise CourseError(str(exc)) from exc
-    print(f"wrote {output} ({', '.join(names)}): what students get, for your LMS")
+    images = [n for n in names if n.endswith(".png")]
+    shown = [n for n in names if not n.endswith(".png")] + ([f"{len(images)} images in {images[0].rsplit('/', 3)[0]}/"] if images else [])
+    print(f"wrote {output} ({output.stat().st_size // 1000} kB: {', '.join(shown)}): what students get, for your LMS")
     return 0
 
 
