@@ -21,6 +21,7 @@ import nbformat
 
 from .course import SAMPLES_FILE, CourseError, find_course_root, hidden_checks_dir, load_config
 
+
 @dataclass(frozen=True)
 class Sample:
     name: str
