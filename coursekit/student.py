@@ -167,8 +167,12 @@ You can work on this assignment in any Jupyter (JupyterLab, Notebook, VS Code, C
 """
 
 
+def code_cells(notebook: Path) -> list[str]:
+    return ["".join(c["source"]) for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "code"]
+
+
 def code_of(notebook: Path) -> str:
-    return "\n".join("".join(c["source"]) for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "code")
+    return "\n".join(code_cells(notebook))
 
 
 def required_packages(notebooks: list[Path]) -> list[str]:
@@ -179,10 +183,14 @@ def required_packages(notebooks: list[Path]) -> list[str]:
     import sys
 
     modules = set()
-    for notebook in notebooks:
-        # IPython's magics and shell escapes are not Python
-        code = "\n".join(line for line in code_of(notebook).splitlines() if not line.lstrip().startswith(("%", "!")))
-        for node in ast.walk(ast.parse(code, str(notebook))):
+    for cell in (cell for notebook in notebooks for cell in code_cells(notebook)):
+        # IPython's magics and shell escapes are not Python; a cell that does not parse (a stub) imports nothing
+        code = "\n".join(line for line in cell.splitlines() if not line.lstrip().startswith(("%", "!")))
+        try:
+            tree = ast.parse(code)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 modules.update(alias.name.partition(".")[0] for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:

@@ -152,3 +152,22 @@ def test_bundle_leak_check_covers_every_file(bundled):
     assert result.returncode == 2
     assert f"{ASSIGNMENT}/notes.txt: {probe_line.strip()!r}" in result.stderr
     assert not (course / "leaky.zip").exists()
+
+
+def test_bundle_refuses_a_notebook_that_needs_the_kit(bundled):
+    """A set-up cell that reads the data through coursekit alone would fail wherever the kit is missing."""
+    course, _ = bundled
+    released = course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    kept = released.read_text()
+    notebook = json.loads(kept)
+    setup = next(c for c in notebook["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == "setup")
+    setup["source"] = "from coursekit.data import mnist_sample_path\npath = mnist_sample_path()\n"
+    released.write_text(json.dumps(notebook))
+    try:
+        result = run_coursekit(course, "bundle", ASSIGNMENT, "--output", str(course / "kit_only.zip"), check=False)
+    finally:
+        released.write_text(kept)
+    assert result.returncode == 2
+    assert f"release/{ASSIGNMENT}/{ASSIGNMENT}.ipynb imports coursekit" in result.stderr
+    assert "Path('mnist_sample')" in result.stderr
+    assert not (course / "kit_only.zip").exists()
