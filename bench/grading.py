@@ -29,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from coursekit.samples import SAMPLES, make_submission, write_submission  # noqa: E402
+from coursekit.samples import make_submission, require_samples, write_submission  # noqa: E402
 
 ASSIGNMENT = "mnist_sgd"
 BIN = Path(sys.executable).parent
@@ -43,7 +43,7 @@ def make_course(folder: Path, k: int) -> Path:
         shutil.copy(REPO / config, folder / config)
     source = folder / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     release = folder / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
-    mix = [None, *(s for s in SAMPLES[ASSIGNMENT] if s.mistake)]
+    mix = [None, *(s for s in require_samples(REPO, ASSIGNMENT).samples if s.mistake)]
     for i in range(k):
         sample = mix[i % len(mix)]
         write_submission(folder, ASSIGNMENT, f"student{i:04d}", make_submission(source, release, sample))

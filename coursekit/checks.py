@@ -2,9 +2,9 @@
 
 A hidden check is a plain pytest test in tests/hidden/<assignment>/test_*.py:
 
-    @pytest.mark.grade("labels", points=1)
-    def test_labels_are_a_column(student, reference):
-        "train_y and valid_y hold one row per image"
+    @pytest.mark.grade("<step>", points=<points>)   # the grade id of the answer cell; part of its points
+    def test_<what_it_checks>(student, reference):
+        "what the check looks for, in a line"
         ...
         assert_close(actual, expected, msg="the hint a student reads")
 

@@ -10,7 +10,7 @@
     coursekit similarity ASSIGNMENT which students handed in the same work: reports/ASSIGNMENT/similarity.csv and .html
     coursekit demo [ASSIGNMENT...]  put sample submissions in submitted/ and grade them (default: all)
     coursekit check NOTEBOOK        for students: run the notebook's visible tests, say what to fix
-    coursekit bundle ASSIGNMENT     zip release/ASSIGNMENT for an LMS
+    coursekit bundle ASSIGNMENT     zip release/ASSIGNMENT, its data and a README for students, for an LMS
     coursekit collect ASSIGNMENT ZIP --lms canvas|moodle --roster CSV
                                     put an LMS's zip of uploads into submitted/, the roster's names into the gradebook
     coursekit report ASSIGNMENT     write reports/ASSIGNMENT (CSVs, the LMS's CSV, index.html) again from the gradebook
@@ -217,7 +217,9 @@ def cmd_bundle(args) -> int:
         names = bundle_release(args.root, args.assignment, output)
     except NotebookProblem as exc:
         raise CourseError(str(exc)) from exc
-    print(f"wrote {output} ({', '.join(names)}): what students get, for your LMS")
+    images = [n for n in names if n.endswith(".png")]
+    shown = [n for n in names if not n.endswith(".png")] + ([f"{len(images)} images in {images[0].rsplit('/', 3)[0]}/"] if images else [])
+    print(f"wrote {output} ({output.stat().st_size // 1000} kB: {', '.join(shown)}): what students get, for your LMS")
     return 0
 
 
@@ -273,15 +275,17 @@ def cmd_setup_jupyter(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .samples import DEMO_SAMPLES, write_samples
+    from .samples import load_samples, require_samples, write_samples
 
-    assignments = args.assignments or [a for a in DEMO_SAMPLES if (args.root / "source" / a).is_dir()]
-    unknown = [a for a in assignments if a not in DEMO_SAMPLES]
-    if unknown:
-        raise CourseError(f"no sample submissions for {', '.join(unknown)}; there are for {', '.join(DEMO_SAMPLES)}")
+    # every assignment in source/ whose hidden checks folder has a samples.py with a DEMO list
+    found = sorted(p.name for p in (args.root / "source").iterdir() if p.is_dir()) if (args.root / "source").is_dir() else []
+    assignments = args.assignments or [a for a in found if (samples := load_samples(args.root, a)) and samples.demo]
+    if not assignments:
+        raise CourseError(f"no assignment in {args.root / 'source'} has sample submissions (tests/hidden/<assignment>/samples.py with DEMO)")
     for number, assignment in enumerate(assignments):
+        demo = require_samples(args.root, assignment).demo
         print(f"{'' if number == 0 else chr(10)}== {assignment} ==", flush=True)
-        names = write_samples(args.root, assignment, DEMO_SAMPLES[assignment])
+        names = write_samples(args.root, assignment, demo)
         print(f"wrote {len(names)} sample submissions to submitted/: {', '.join(names)}")
         args.assignment, args.student = assignment, names
         code = cmd_grade(args)

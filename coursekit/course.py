@@ -9,6 +9,8 @@ from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
 CONFIG_FILE = "course_config.py"
+# tests/hidden/<assignment>/samples.py: sample submissions for the demo and the kit's tests; grading never reads it
+SAMPLES_FILE = "samples.py"
 
 
 class CourseError(RuntimeError):
@@ -107,6 +109,13 @@ def nbgrader_api(root: Path, overrides: dict | None = None, **coursedir_traits):
 def hidden_checks_dir(config, root: Path, assignment: str) -> Path:
     """tests/hidden/<assignment>, or where course_config.py's HiddenChecks.checks_root puts it."""
     return Path(config.HiddenChecks.get("checks_root", root / "tests" / "hidden")) / assignment
+
+
+def grading_files(checks_dir: Path, pattern: str = "*") -> list[Path]:
+    """The files of an assignment's hidden checks folder that grading reads: all but its samples and caches."""
+    if not checks_dir.is_dir():
+        return []
+    return sorted(p for p in checks_dir.rglob(pattern) if p.is_file() and p.name != SAMPLES_FILE and "__pycache__" not in p.parts)
 
 
 def source_notebooks(root: Path, assignment: str) -> list[Path]:

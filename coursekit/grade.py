@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from .course import CourseError, hidden_checks_dir, load_config, nbgrader_api, source_notebooks
+from .course import CourseError, grading_files, hidden_checks_dir, load_config, nbgrader_api, source_notebooks
 from .report import repairs_made
 from .parallel import (DaskWorkers, LocalWorkers, SubmissionRun, make_bundle, read_submission, run_reference,
                        run_submission, with_reference)
@@ -54,8 +54,7 @@ def fingerprint(files: dict[str, bytes]) -> str:
 def assignment_fingerprint(root: Path, assignment: str, checks_dir: Path) -> str:
     """Changes when the reference solution or the hidden checks change: then every submission is graded again."""
     files = {f"source/{p.name}": p.read_bytes() for p in source_notebooks(root, assignment)}
-    files.update({f"checks/{p.relative_to(checks_dir)}": p.read_bytes() for p in sorted(checks_dir.rglob("*"))
-                  if p.is_file() and "__pycache__" not in p.parts})
+    files.update({f"checks/{p.relative_to(checks_dir)}": p.read_bytes() for p in grading_files(checks_dir)})
     return fingerprint(files)
 
 

@@ -11,6 +11,8 @@ import json
 import tokenize
 from pathlib import Path
 
+from .course import grading_files
+
 REGIONS = (("BEGIN SOLUTION", "END SOLUTION"), ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS"), ("BEGIN MARK SCHEME", "END MARK SCHEME"))
 MIN_LEAK_LENGTH = 12  # shorter lines ("return x") are too common to call a leak
 
@@ -46,10 +48,10 @@ def grading_code(checks_dir: Path) -> tuple[dict[str, Path], str]:
     text of their string literals: the hints, which their authors wrote for students to read.
 
     A line counts as code when it holds more than strings, punctuation and comments: a docstring's lines
-    and the continuation lines of a long hint do not, `return ((xb > 0) == (yb == 1)).float().mean()` does.
+    and the continuation lines of a long hint do not, `return (a > 0).float().mean()` does.
     """
     code, strings = {}, []
-    for path in sorted(checks_dir.rglob("*.py")):
+    for path in grading_files(checks_dir, "*.py"):
         text = path.read_text()
         lines = text.splitlines()
         substantive: set[int] = set()

@@ -16,6 +16,7 @@ from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Unicode
 
+from .course import grading_files
 from .grader_text import grading_code, notebook_lines
 
 WITHHELD_LINE = "[a line the grader wrote here was withheld: it showed part of the grader's own code]"
@@ -32,7 +33,7 @@ def protected_text(checks_dir: Path, source_notebook: Path) -> dict[str, Path]:
     Lines the students are given (the notebook outside its solution regions) are not secret, and
     neither is what the hidden checks' authors wrote into their hints ("call p.grad.zero_()").
     """
-    files = sorted(checks_dir.rglob("*.py")) + [source_notebook]
+    files = grading_files(checks_dir, "*.py") + [source_notebook]
     key = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files if f.exists())
     if key not in _protected_cache:
         _protected_cache[key] = _read_protected_text(checks_dir, source_notebook)

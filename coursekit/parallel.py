@@ -70,8 +70,10 @@ class SubmissionRun:
 
 
 def make_bundle(checks_dir: Path, assignment: str, config, source_dir: Path | None = None) -> CheckBundle:
-    files = {p.name: p.read_text() for p in sorted(checks_dir.iterdir()) if p.is_file() and p.suffix in (".py", ".ini")} \
-        if checks_dir.is_dir() else {}  # an assignment without hidden checks
+    from .course import grading_files
+
+    # none for an assignment without hidden checks
+    files = {p.name: p.read_text() for p in grading_files(checks_dir) if p.parent == checks_dir and p.suffix in (".py", ".ini")}
     execution = {name: dict(config[name]) for name in EXECUTION_SECTIONS if name in config}
     sources = {p.name: p.read_text() for p in sorted(source_dir.glob("*.ipynb"))} if source_dir else {}
     return CheckBundle(assignment, files, execution, sources=sources)

@@ -14,8 +14,8 @@ How a pair is scored:
   fingerprinted one by one so that no k-gram spans two cells; a student's fingerprints are then one set,
   so the order of functions, or the cell they were moved to, hides nothing either.
 - Boilerplate: every k-gram (not only the winnowed ones, which depend on their neighbours) of the release,
-  of the source notebook with its solutions, and of each equivalent rewrite the kit's samples ship
-  (samples.py: SAMPLES, mistake=False). A fingerprint found there never counts.
+  of the source notebook with its solutions, and of each equivalent rewrite among the assignment's samples
+  (tests/hidden/<assignment>/samples.py: SAMPLES, mistake=False). A fingerprint found there never counts.
 - A shared fingerprint weighs by how rare it is in the class: 1/(n-1) when n students hold it, so 1 when
   only the pair has it and 1/19 when twenty do (rarity_weight).
 - score = the weighted fingerprints a pair shares / the weighted fingerprints of the one who wrote less of
@@ -39,8 +39,8 @@ from copydetect.utils import filter_code, get_copied_slices, get_document_finger
 from traitlets import Float, Integer
 from traitlets.config import Configurable
 
-from .course import load_config, source_notebooks
-from .samples import SAMPLES, answers, apply_edits, solution_code
+from .course import CourseError, load_config, source_notebooks
+from .samples import answers, apply_edits, load_samples, solution_code
 
 # k: a match shorter than 15 characters of filtered text (about 8 tokens) is noise. copydetect's default of 25
 # let a reordering hide a copied line: every k-gram that reached into the next line changed with it
@@ -187,7 +187,12 @@ def boilerplate_hashes(root: Path, assignment: str) -> tuple[set, list[str]]:
         except NotebookUnreadable as exc:
             notes.append(f"boilerplate without {notebook.relative_to(root)}: {exc}")
     solutions = answers(source)
-    for sample in SAMPLES.get(assignment, []):
+    try:
+        course_samples = load_samples(root, assignment)
+    except CourseError as exc:  # a broken samples.py costs the report its equivalents, not the report itself
+        course_samples = None
+        notes.append(f"boilerplate without the equivalent samples: {exc}")
+    for sample in course_samples.samples if course_samples else []:
         if sample.mistake or sample.step not in solutions:
             continue
         try:

@@ -5,8 +5,9 @@ that are in it and nothing else: no course directory, no gradebook, no hidden
 check, no reference value. It reports each step as passed, failed (with the
 visible assertion's message) or not attempted, and what would trip autograding.
 
-`bundle_release` zips release/<assignment>/ for an LMS upload, after checking
-that nothing of a solution or a hidden test is in it.
+`bundle_release` zips what students need to work in any Jupyter, the kit installed or
+not (release/<assignment>/, the MNIST sample, README.txt), for an LMS upload, after
+checking that nothing of a solution or a hidden test is in it.
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from .data import BUNDLED_FOLDER
 
 NOT_ATTEMPTED = "NotImplementedError"
 WRITTEN_STUB = "YOUR ANSWER HERE"  # nbgrader's stub for a written answer
@@ -146,23 +149,124 @@ def format_check(path: Path, statuses: list[StepStatus], found: list[str]) -> st
     return "\n".join(lines)
 
 
+README_NAME = "README.txt"  # the students' instructions in a bundle
+
+STUDENT_README = """\
+{title}
+{underline}
+
+You can work on this assignment in any Jupyter (JupyterLab, Notebook, VS Code, Colab); nothing else from the course is needed.
+
+1. Install the packages it uses:
+       pip install {packages}
+   and, if you have no Jupyter yet: pip install jupyterlab
+2. Unzip this file and keep what it holds together{data_note}.
+3. Open {notebooks} in Jupyter and write your answer in each cell marked "YOUR CODE HERE". The cell after it
+   checks your answer: Kernel > Restart Kernel and Run All Cells shows which steps pass (the grader checks more).
+4. Hand in {notebooks} on the course's page, under the same name: {only}.
+"""
+
+
+def code_cells(notebook: Path) -> list[str]:
+    return ["".join(c["source"]) for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "code"]
+
+
+def code_of(notebook: Path) -> str:
+    return "\n".join(code_cells(notebook))
+
+
+def required_packages(notebooks: list[Path]) -> list[str]:
+    """What a student must pip install to run the notebooks: the distributions of the modules their code imports,
+    less the standard library and the kit (which the notebooks only use where it is installed)."""
+    import ast
+    import importlib.metadata
+    import sys
+
+    modules = set()
+    for cell in (cell for notebook in notebooks for cell in code_cells(notebook)):
+        # IPython's magics and shell escapes are not Python; a cell that does not parse (a stub) imports nothing
+        code = "\n".join(line for line in cell.splitlines() if not line.lstrip().startswith(("%", "!")))
+        try:
+            tree = ast.parse(code)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                modules.update(alias.name.partition(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules.add(node.module.partition(".")[0])
+    modules -= set(sys.stdlib_module_names) | {"coursekit"}
+    distributions = importlib.metadata.packages_distributions()
+    return sorted({(distributions.get(module) or [module])[0].lower() for module in modules})
+
+
+def student_readme(assignment: str, notebooks: list[Path], with_data: bool) -> str:
+    names = " and ".join(p.name for p in notebooks)
+    title = f"{assignment}: working on it anywhere"
+    return STUDENT_README.format(
+        title=title, underline="=" * len(title), packages=" ".join(required_packages(notebooks)), notebooks=names,
+        data_note=f": {names} reads its digits from the {BUNDLED_FOLDER} folder next to it" if with_data else "",
+        only=f"the notebook only, not the {BUNDLED_FOLDER} folder" if with_data else "the notebook only")
+
+
+def uses_course_data(root: Path, notebooks: list[Path]) -> bool:
+    """Whether the notebooks read the course's data (through the kit, with the bundled folder to fall back on)."""
+    using = [p for p in notebooks if "coursekit" in code_of(p)]
+    for notebook in using:
+        if f"'{BUNDLED_FOLDER}'" not in code_of(notebook) and f'"{BUNDLED_FOLDER}"' not in code_of(notebook):
+            raise NotebookProblem(f"{notebook.relative_to(root)} imports coursekit, which students who work elsewhere do not have, "
+                                  f"and never falls back on the {BUNDLED_FOLDER} folder the bundle puts next to it: "
+                                  f"give its set-up cell `Path('{BUNDLED_FOLDER}')` where the kit is missing")
+    return bool(using)
+
+
+def revealed_lines(root: Path, assignment: str, files: dict[str, bytes]) -> list[str]:
+    """'name: line' for each line of a solution, hidden check or probe, and each solution marker, in the bundle's
+    text files (notebooks by their cells); images and other binary files hold no line."""
+    from .course import hidden_checks_dir, load_config, source_notebooks
+    from .grader_text import REGIONS
+    from .guard import protected_text
+
+    checks_dir = hidden_checks_dir(load_config(root), root, assignment)
+    secret = {}
+    for source in source_notebooks(root, assignment):
+        secret.update(protected_text(checks_dir, source))
+    found = []
+    for name, data in files.items():
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        if name.endswith(".ipynb"):
+            text = "\n".join("".join(c["source"]) for c in json.loads(text)["cells"])
+        found += [f"{name}: {marker}" for region in REGIONS for marker in region if marker in text]
+        found += [f"{name}: {line!r} (a line of {origin.name})" for line, origin in secret.items() if line in text]
+    return sorted(found)
+
+
 def bundle_release(root: Path, assignment: str, output: Path) -> list[str]:
-    """Zip release/<assignment>/ (notebooks and public helper files); return the names in the zip."""
-    from .grader_text import leaked_lines
+    """Zip what students need to work anywhere, with or without the kit: release/<assignment>/ (notebooks and public
+    helper files), the MNIST sample the grader's kernels read (when the notebooks use it), and README.txt; after
+    checking that none of it reveals a line of a solution, hidden check or probe. Return the names in the zip."""
+    from .data import mnist_sample_path, sample_images
 
     folder = root / "release" / assignment
     if not folder.is_dir():
         raise NotebookProblem(f"{folder} does not exist: run `coursekit release {assignment}` first")
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and ".ipynb_checkpoints" not in p.parts)
-    for path in files:
-        source = root / "source" / assignment / path.name
-        if path.suffix == ".ipynb" and source.exists() and leaked_lines(source, path):
-            raise NotebookProblem(f"{path} reveals solution or hidden-test lines: run `coursekit release {assignment}` again")
+    released = sorted(p for p in folder.rglob("*") if p.is_file() and ".ipynb_checkpoints" not in p.parts)
+    files = {f"{assignment}/{p.relative_to(folder)}": p.read_bytes() for p in released}
+    notebooks = sorted(folder.glob("*.ipynb"))
+    with_data = uses_course_data(root, notebooks)
+    files[f"{assignment}/{README_NAME}"] = student_readme(assignment, notebooks, with_data).encode()
+    if with_data:
+        sample = mnist_sample_path()
+        files.update({f"{assignment}/{BUNDLED_FOLDER}/{p.relative_to(sample)}": p.read_bytes() for p in sample_images(sample)})
+    leaks = revealed_lines(root, assignment, files)
+    if leaks:
+        raise NotebookProblem(f"the bundle of {assignment} would reveal {len(leaks)} line(s) of solutions or hidden checks, "
+                              f"e.g. {leaks[0]}: run `coursekit release {assignment}` again, or take the file out of {folder}")
     output.parent.mkdir(parents=True, exist_ok=True)
-    names = []
     with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in files:
-            name = f"{assignment}/{path.relative_to(folder)}"
-            archive.write(path, name)
-            names.append(name)
-    return names
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return list(files)

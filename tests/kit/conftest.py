@@ -13,8 +13,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from coursekit.course import SAMPLES_FILE
 from coursekit.grader_text import notebook_lines
-from coursekit.samples import SAMPLES, make_submission, write_samples, write_submission
+from coursekit.samples import make_submission, require_samples, write_samples, write_submission
 
 REPO = Path(__file__).resolve().parents[2]
 ASSIGNMENT = "mnist_sgd"
@@ -23,6 +24,9 @@ COURSEKIT = [sys.executable, "-m", "coursekit.cli"]
 # Short limits, so that a hanging submission costs seconds, not minutes; long enough that the training
 # run's probe (seconds of SGD on the MNIST sample) finishes on a busy 2-core machine
 TEST_LIMITS = "\nc.ExecuteAndProbe.timeout = 15\nc.ExecuteAndProbe.probe_timeout = 15\n"
+# each assignment's sample submissions (tests/hidden/<assignment>/samples.py), and the written answer they give
+SAMPLES = {a: require_samples(REPO, a).samples for a in (ASSIGNMENT, TRAINING)}
+WRITTEN_ANSWERS = {a: require_samples(REPO, a).written_answer for a in (ASSIGNMENT, TRAINING)}
 
 
 SCREENSHOTS = REPO / ".pytest-screenshots"  # what a browser test showed when it failed, and the pages staff look at
@@ -135,6 +139,8 @@ def grader_lines(assignment: str) -> set[str]:
     not show anyway; less what the checks' authors wrote into hints for students ("call p.grad.zero_()")."""
     lines, hints = set(), []
     for module in (REPO / "tests" / "hidden" / assignment).glob("*.py"):
+        if module.name == SAMPLES_FILE:  # what sample students write, not the grader's
+            continue
         text = module.read_text()
         hints += [node.value for node in ast.walk(ast.parse(text)) if isinstance(node, ast.Constant) and isinstance(node.value, str)]
         for line in text.splitlines():

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import (ASSIGNMENT, COURSEKIT, REPO, TRAINING, assert_no_grader_line_shown, make_course, notebook_paths, read_csv,
+from conftest import (ASSIGNMENT, COURSEKIT, REPO, SAMPLES, TRAINING, assert_no_grader_line_shown, make_course, notebook_paths, read_csv,
                       run_coursekit)
 from test_grading import FULL, FULL_SCORES, scores
 
 from coursekit.execute import STAND_IN_PREFIX, probe_sources
-from coursekit.samples import SAMPLES, make_submission, write_submission
+from coursekit.samples import make_submission, write_submission
 from coursekit.sandbox import bwrap_problem
 
 LABELS_REVERSED = next(s for s in SAMPLES[ASSIGNMENT] if s.name == "labels_reversed")

@@ -4,9 +4,9 @@ import zipfile
 
 import nbformat
 import pytest
-from conftest import ASSIGNMENT, make_course, read_csv, run_coursekit
+from conftest import ASSIGNMENT, SAMPLES, make_course, read_csv, run_coursekit
 
-from coursekit.samples import SAMPLES, make_submission
+from coursekit.samples import make_submission
 
 CANVAS_ROSTER = """Student,ID,SIS User ID,SIS Login ID,Section,Homework 3: MNIST SGD (48213)
     Points Possible,,,,,23

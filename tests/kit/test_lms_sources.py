@@ -12,9 +12,9 @@ import zipfile
 
 import nbformat
 import pytest
-from conftest import ASSIGNMENT, make_course, run_coursekit
+from conftest import ASSIGNMENT, SAMPLES, make_course, run_coursekit
 
-from coursekit.samples import SAMPLES, make_submission, write_submission
+from coursekit.samples import make_submission, write_submission
 
 # ---------------------------------------------------------------- Canvas: upload names
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import ASSIGNMENT, COURSEKIT, make_course, notebook_paths, read_csv, run_coursekit
+from conftest import ASSIGNMENT, COURSEKIT, SAMPLES, make_course, notebook_paths, read_csv, run_coursekit
 
-from coursekit.samples import SAMPLES, make_submission, write_submission
+from coursekit.samples import make_submission, write_submission
 
 BIN = Path(sys.executable).parent
 COURSE_ID = "mnist-sgd"  # course_config.py's CourseDirectory.course_id

@@ -14,9 +14,9 @@ import tokenize
 
 import nbformat
 import pytest
-from conftest import ASSIGNMENT, TRAINING, make_course, notebook_paths, read_csv, run_coursekit
+from conftest import ASSIGNMENT, SAMPLES, TRAINING, make_course, notebook_paths, read_csv, run_coursekit
 
-from coursekit.samples import SAMPLES, answers, apply_edits, make_submission, write_submission
+from coursekit.samples import answers, apply_edits, make_submission, write_submission
 from coursekit.similarity import compare_class, similarity_section
 
 CLASS_SIZE = 30
@@ -194,7 +194,7 @@ def test_the_page_shows_only_matching_lines_escaped(tmp_path):
 def test_the_book_and_its_equivalents_never_count(tmp_path, assignment):
     """With the threshold at 0 (course_config.py), every pair is listed: twins who handed in the same book
     code and equivalent rewrites share no code that counts; only the written answer every student of this
-    made-up class has (samples.WRITTEN_ANSWER), which weighs 1/(class size - 1)."""
+    made-up class has (the WRITTEN_ANSWER of its samples.py), which weighs 1/(class size - 1)."""
     course, _ = planted_class(tmp_path, assignment)
     with open(course / "course_config.py", "a") as config:
         config.write("\nc.Similarity.threshold = 0.0\n")

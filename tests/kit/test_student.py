@@ -7,10 +7,10 @@ import zipfile
 
 import nbformat
 import pytest
-from conftest import ASSIGNMENT, REPO, TRAINING, hidden_check_names, make_course, run_coursekit
+from conftest import ASSIGNMENT, REPO, SAMPLES, TRAINING, grader_lines, hidden_check_names, make_course, run_coursekit
 
-from coursekit.grader_text import protected_lines
-from coursekit.samples import SAMPLES, make_submission
+from coursekit.data import BUNDLED_FOLDER, LAYOUT, mnist_sample_path, sample_images
+from coursekit.samples import make_submission
 
 SOURCE = REPO / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
 RELEASE = REPO / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
@@ -105,15 +105,22 @@ def bundled(tmp_path_factory):
     return course, course / "bundles" / f"{ASSIGNMENT}.zip"
 
 
-def test_bundle_holds_the_release_and_nothing_else(bundled):
+def test_bundle_holds_the_release_its_data_and_a_readme(bundled):
+    """The notebook, the README and the very PNGs the grader's kernels read; no line of a solution, check or probe."""
     _, archive = bundled
+    sample = mnist_sample_path()
     with zipfile.ZipFile(archive) as z:
-        assert z.namelist() == [f"{ASSIGNMENT}/{ASSIGNMENT}.ipynb"]
-        text = z.read(f"{ASSIGNMENT}/{ASSIGNMENT}.ipynb").decode()
-    notebook = json.loads(text)
-    assert [line for line in protected_lines(SOURCE) if line in text] == []
-    assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text
-    assert [name for name in hidden_check_names() if name in text] == []
+        names = z.namelist()
+        images = {name.removeprefix(f"{ASSIGNMENT}/{BUNDLED_FOLDER}/"): z.read(name) for name in names if name.endswith(".png")}
+        texts = {name: z.read(name).decode() for name in names if not name.endswith(".png")}
+    assert sorted(texts) == [f"{ASSIGNMENT}/README.txt", f"{ASSIGNMENT}/{ASSIGNMENT}.ipynb"]
+    assert images == {str(p.relative_to(sample)): p.read_bytes() for p in sample_images(sample)}
+    assert {name.rsplit("/", 1)[0] for name in images} == set(LAYOUT)
+    notebook = json.loads(texts[f"{ASSIGNMENT}/{ASSIGNMENT}.ipynb"])
+    for name, text in texts.items():
+        assert [line for line in grader_lines(ASSIGNMENT) if line in text] == [], name
+        assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text
+        assert [check for check in hidden_check_names() if check in text] == [], name
     # no outputs: a solution's printed values (reference values) would show there
     assert all(cell.get("outputs", []) == [] for cell in notebook["cells"] if cell["cell_type"] == "code")
     assert notebook["metadata"]["coursekit"] == {"assignment": ASSIGNMENT, "notebook": f"{ASSIGNMENT}.ipynb"}
@@ -121,8 +128,46 @@ def test_bundle_holds_the_release_and_nothing_else(bundled):
 
 def test_bundle_refuses_a_release_that_leaks(bundled):
     course, _ = bundled
-    (course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").write_text(SOURCE.read_text())  # the source, shipped by mistake
+    released = course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    kept = released.read_text()
+    released.write_text(SOURCE.read_text())  # the source, shipped by mistake
     result = run_coursekit(course, "bundle", ASSIGNMENT, "--output", str(course / "leaky.zip"), check=False)
     assert result.returncode == 2
-    assert "reveals solution or hidden-test lines" in result.stderr
+    assert "would reveal" in result.stderr and f"{ASSIGNMENT}/{ASSIGNMENT}.ipynb" in result.stderr
     assert not (course / "leaky.zip").exists()
+    released.write_text(kept)
+
+
+def test_bundle_leak_check_covers_every_file(bundled):
+    """Any text file that goes into the zip is checked, not only notebooks: here, notes quoting a probe."""
+    course, _ = bundled
+    probe_line = next(line for line in (REPO / "tests" / "hidden" / ASSIGNMENT / "probes.py").read_text().splitlines()
+                      if line.strip() in grader_lines(ASSIGNMENT))
+    notes = course / "release" / ASSIGNMENT / "notes.txt"
+    notes.write_text(f"to get started:\n{probe_line}\n")
+    try:
+        result = run_coursekit(course, "bundle", ASSIGNMENT, "--output", str(course / "leaky.zip"), check=False)
+    finally:
+        notes.unlink()
+    assert result.returncode == 2
+    assert f"{ASSIGNMENT}/notes.txt: {probe_line.strip()!r}" in result.stderr
+    assert not (course / "leaky.zip").exists()
+
+
+def test_bundle_refuses_a_notebook_that_needs_the_kit(bundled):
+    """A set-up cell that reads the data through coursekit alone would fail wherever the kit is missing."""
+    course, _ = bundled
+    released = course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    kept = released.read_text()
+    notebook = json.loads(kept)
+    setup = next(c for c in notebook["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == "setup")
+    setup["source"] = "from coursekit.data import mnist_sample_path\npath = mnist_sample_path()\n"
+    released.write_text(json.dumps(notebook))
+    try:
+        result = run_coursekit(course, "bundle", ASSIGNMENT, "--output", str(course / "kit_only.zip"), check=False)
+    finally:
+        released.write_text(kept)
+    assert result.returncode == 2
+    assert f"release/{ASSIGNMENT}/{ASSIGNMENT}.ipynb imports coursekit" in result.stderr
+    assert "Path('mnist_sample')" in result.stderr
+    assert not (course / "kit_only.zip").exists()
