@@ -79,7 +79,9 @@ def test_wheel_holds_no_answer(wheel):
 def test_scan_finds_a_planted_line(tmp_path):
     """The scan can fail: a wheel that carries one line of a solution is caught."""
     secret = secret_lines()
-    planted = next(line for line, origin in secret.items() if origin.startswith("the solution of"))
+    # a solution line that holds no other secret line (a sample's line can be part of a solution's)
+    planted = next(line for line, origin in sorted(secret.items()) if origin.startswith("the solution of")
+                   and not any(other in line for other in secret if other != line))
     wheel = tmp_path / "planted.whl"
     with zipfile.ZipFile(wheel, "w") as archive:
         archive.writestr("coursekit/helpers.py", f"def helper():\n    {planted}\n")
