@@ -175,12 +175,15 @@ def grader_lines_shown(course: Path, assignment: str) -> dict[str, list[str]]:
     return shown
 
 
+BASE64_IMAGES = ("image/png", "image/jpeg", "image/gif")  # base64: no line of code can be read in them
+
+
 def texts(value) -> list[str]:
-    """Every string inside a notebook's outputs (stream text, tracebacks, each mime type)."""
+    """Every string inside a notebook's outputs (stream text, tracebacks, each mime type but base64 images)."""
     if isinstance(value, str):
         return [value]
     if isinstance(value, dict):
-        return [t for v in value.values() for t in texts(v)]
+        return [t for k, v in value.items() if k not in BASE64_IMAGES for t in texts(v)]
     if isinstance(value, list):
         return [t for v in value for t in texts(v)]
     return []
