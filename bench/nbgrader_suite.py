@@ -32,6 +32,8 @@ def main() -> int:
         print(f"{label:<26} {len(run.ids('passed')):>7} {len(run.ids('failed')):>7} {len(run.ids('skipped')):>8} "
               f"{run.seconds:>8.0f} s")
     injected = runs["with the kit's pipeline"]
+    slowest = sorted(injected.durations, key=injected.durations.get, reverse=True)[:8]
+    print("\nslowest, injected: " + ", ".join(f"{t.split('::')[-1]} {injected.durations[t]:.0f} s" for t in slowest))
     for test in injected.ids("failed"):
         why = CHANGED_ON_PURPOSE.get(test)
         print(f"\n{'changed on purpose' if why else 'FAILED'}: {test}\n  {why or injected.messages.get(test, '')}")

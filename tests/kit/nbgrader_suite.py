@@ -41,6 +41,7 @@ class SuiteRun:
     seconds: float
     outcomes: dict[str, str] = field(default_factory=dict)  # test id -> passed, failed, skipped
     messages: dict[str, str] = field(default_factory=dict)  # test id -> the failure's message
+    durations: dict[str, float] = field(default_factory=dict)  # test id -> seconds (junit's time)
     output: str = ""
 
     def ids(self, outcome: str) -> list[str]:
@@ -95,6 +96,7 @@ def run_suite(selection: list[str] | None = None, injected: bool = True, evidenc
             raise RuntimeError(f"nbgrader's tests did not run (exit {result.returncode}):\n{run.output[-3000:]}")
         for case in ElementTree.parse(report).getroot().iter("testcase"):
             name = test_id(case)
+            run.durations[name] = float(case.get("time") or 0)
             failure = case.find("failure") if case.find("failure") is not None else case.find("error")
             if failure is not None:
                 run.outcomes[name] = "failed"
