@@ -22,7 +22,6 @@ SUBSET = [
     f"{AUTOGRADE}test_grade",
     f"{AUTOGRADE}test_handle_failure",
     f"{AUTOGRADE}test_autograde_timeout",
-    f"{AUTOGRADE}test_grade_with_validating_envvar",
     f"{AUTOGRADE}test_hidden_tests_single_notebook",
     "apps/test_nbgrader_generate_feedback.py::TestNbGraderFeedback::test_single_file",
     "preprocessors/test_overwritecells.py",
