@@ -18,15 +18,16 @@ from traitlets.config.loader import PyFileConfigLoader
 from conftest import REPO
 
 AUTOGRADE = "apps/test_nbgrader_autograde.py::TestNbGraderAutograde::"
+UNIT_TESTS = ["test_overwrite_points", "test_overwrite_locked_source_markdown", "test_nonexistent_grade_id"]
 SUBSET = [
     f"{AUTOGRADE}test_grade",
     f"{AUTOGRADE}test_handle_failure",
     f"{AUTOGRADE}test_autograde_timeout",
     f"{AUTOGRADE}test_hidden_tests_single_notebook",
     "apps/test_nbgrader_generate_feedback.py::TestNbGraderFeedback::test_single_file",
-    "preprocessors/test_overwritecells.py",
+    # OverwriteCells' unit tests behind RestoreCellMetadata: each makes a gradebook (about 6 s), so three here
+    *(f"preprocessors/test_overwritecells.py::TestOverwriteCells::{name}" for name in UNIT_TESTS),
 ]
-OVERWRITE_CELLS_TESTS = 14
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +38,9 @@ def injected(tmp_path_factory):
 
 def test_nbgraders_own_tests_pass_with_the_kits_pipeline(injected):
     run = injected["run"]
-    assert len(run.outcomes) == len(SUBSET) - 1 + OVERWRITE_CELLS_TESTS, run.output[-3000:]
+    assert sorted(run.outcomes) == sorted(SUBSET), run.output[-3000:]
     assert run.unexpected() == {}, run.output[-5000:]
-    # all pass but test_add_missing_cells, which asserts where nbgrader puts back a deleted task cell
-    assert run.ids("failed") == [t for t in CHANGED_ON_PURPOSE if t in run.outcomes] != []
+    assert run.ids("passed") == sorted(SUBSET)
 
 
 def test_each_test_course_gets_the_kits_pipeline_from_course_config(injected):
@@ -63,8 +63,7 @@ def test_the_kits_steps_ran_in_nbgraders_tests(injected):
     assert len(notebooks) == 2
     for path in notebooks:
         assert json.loads(path.read_text())["metadata"]["coursekit"] == {"repairs": []}, path
-    steps = sorted((injected["evidence"]).glob("test_overwrite_*/steps.txt"))
-    assert len(steps) >= 10
+    steps = [injected["evidence"] / name / "steps.txt" for name in UNIT_TESTS]
     for log in steps:
         ran = [line.split()[0] for line in log.read_text().splitlines()]
         assert ran[:2] == ["RestoreCellMetadata", "OverwriteCells"], log
