@@ -23,10 +23,12 @@ test: $(STAMP)
 	$(VENV)/bin/pytest
 
 # coursekit grade against plain nbgrader autograde; prints figures (about 20 minutes); then
-# coursekit similarity on a class of 500 (about 2 minutes, most of it writing the classes)
+# coursekit similarity on a class of 500 (about 2 minutes, most of it writing the classes); then
+# nbgrader's own tests, stock and with the kit's pipeline injected (about 15 minutes; make test runs a subset)
 bench: $(STAMP)
 	$(VENV)/bin/python bench/grading.py
 	$(VENV)/bin/python bench/similarity.py
+	$(VENV)/bin/python bench/nbgrader_suite.py
 
 clean:
 	rm -rf submitted autograded feedback reports downloaded bundles exchange gradebook.db

@@ -11,7 +11,8 @@ running anything:
   bleach (an allowlist of tags and attributes: a DataFrame's table stays, a
   `<script>` or an `onerror` is shown as text or dropped); JavaScript, widgets,
   LaTeX and any other type are dropped; SVG only when nothing in it can run or load;
-- Markdown (cells and outputs) is cleaned the same way, and links may only go to
+- Markdown (cells and outputs) is cleaned the same way (but for locked cells: the instructor's text,
+  which OverwriteCells restored, and whose checksum nbgrader checks), and links may only go to
   http, https, mailto or a relative address; images only to an attachment or
   embedded PNG, JPEG or GIF data;
 - output metadata keeps only numeric image sizes (a page writes them into the
@@ -43,6 +44,7 @@ from bleach.css_sanitizer import CSSSanitizer
 from nbconvert.filters.metadata import get_metadata
 from nbconvert.filters.markdown_mistune import InvalidNotebook, IPythonRenderer, MarkdownWithMath
 from nbgrader.preprocessors import NbGraderPreprocessor
+from nbgrader.utils import is_locked
 from traitlets import Bool, Dict, List, Set, Unicode
 from traitlets.config import LoggingConfigurable
 
@@ -210,6 +212,11 @@ class CleanForStaff(NbGraderPreprocessor):
         nb.metadata.pop("widgets", None)
         for cell in nb.cells:
             cell.metadata.pop("trusted", None)
+            if cell.cell_type in ("markdown", "raw") and is_locked(cell):
+                # the instructor's text: OverwriteCells, earlier in the pipeline, put back the source's own
+                # wherever a student changed it; left as it is, so that nbgrader's checksum of the cell holds
+                # (the pages still render it cleaned, through CleanMarkdown2HTML)
+                continue
             if cell.cell_type in ("markdown", "raw"):
                 attachments = cell.get("attachments", {})
                 for name in list(attachments):

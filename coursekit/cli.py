@@ -1,7 +1,8 @@
 """The `coursekit` command: release, grade, demo, and the student-side check and bundle.
 
     coursekit release ASSIGNMENT    regenerate release/ASSIGNMENT from source/
-    coursekit grade ASSIGNMENT      autograde submitted/*/ASSIGNMENT, write feedback and reports (as `report` does)
+    coursekit grade ASSIGNMENT      autograde submitted/*/ASSIGNMENT, write feedback and reports (as `report` does);
+                                    exits 0 when all were graded, 1 when some were NOT GRADED, 2 when there were none
               [--workers N]         ... N submissions at once (default: one per core)
               [--regrade]           ... also those graded before and unchanged since (kept otherwise)
               [--scheduler tcp://HOST:PORT]  ... on the workers of a Dask cluster
@@ -60,6 +61,11 @@ class Progress:
         print(f"[{done}/{total} done, {self.failed} failed, {rate:.0f}/min, about {left:.0f} s left] {outcome.student}: {state}", flush=True)
 
 
+# coursekit grade's exit statuses: every submission graded (0), some NOT GRADED (1), nothing to grade or a
+# problem with the course or the command (2, as for every coursekit command)
+SOME_NOT_GRADED, NO_SUBMISSIONS = 1, 2
+
+
 def cmd_grade(args) -> int:
     from .course import hidden_checks_dir, load_config
     from .grade import find_students, grade_assignment
@@ -68,8 +74,10 @@ def cmd_grade(args) -> int:
 
     students = args.student or find_students(args.root, args.assignment)
     if not students:
-        print(f"no submissions in {args.root / 'submitted'}/*/{args.assignment}/", file=sys.stderr)
-        return 1
+        print(f"coursekit: nothing to grade: no submissions of {args.assignment} in "
+              f"{args.root / 'submitted'}/*/{args.assignment}/ (coursekit collect, or nbgrader collect, puts them there)",
+              file=sys.stderr)
+        return NO_SUBMISSIONS
     if args.workers is not None and args.workers < 1:
         raise CourseError(f"--workers must be at least 1, not {args.workers}")
     if args.lms and not args.roster:  # before grading, not after it
@@ -96,6 +104,11 @@ def cmd_grade(args) -> int:
     print(f"\n{graded} of {len(outcomes)} graded in {time.monotonic() - progress.started:.1f} s; "
           f"reports in {report['folder'].relative_to(args.root)}/, feedback in feedback/; "
           f"class report: {(report['folder'] / 'index.html').relative_to(args.root)}")
+    failed = [o.student for o in outcomes if not o.graded]
+    if failed:  # last, where a script or CI looks: the run's exit status says it too
+        print(f"{len(failed)} submission(s) NOT GRADED: {', '.join(failed)} (why: their rows above; "
+              f"logs in {(report['folder'] / 'logs').relative_to(args.root)}/)")
+        return SOME_NOT_GRADED
     return 0
 
 
@@ -282,16 +295,15 @@ def cmd_demo(args) -> int:
     assignments = args.assignments or [a for a in found if (samples := load_samples(args.root, a)) and samples.demo]
     if not assignments:
         raise CourseError(f"no assignment in {args.root / 'source'} has sample submissions (tests/hidden/<assignment>/samples.py with DEMO)")
+    worst = 0  # the worst exit status of its runs
     for number, assignment in enumerate(assignments):
         demo = require_samples(args.root, assignment).demo
         print(f"{'' if number == 0 else chr(10)}== {assignment} ==", flush=True)
         names = write_samples(args.root, assignment, demo)
         print(f"wrote {len(names)} sample submissions to submitted/: {', '.join(names)}")
         args.assignment, args.student = assignment, names
-        code = cmd_grade(args)
-        if code:
-            return code
-    return 0
+        worst = max(worst, cmd_grade(args))
+    return worst
 
 
 def add_lms_options(parser, required: bool) -> None:

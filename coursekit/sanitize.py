@@ -12,7 +12,7 @@ re-labelled as a graded cell makes autograde fail outright ("No such grade cell"
 
 1. each cell that claims a grade id of the source notebook gets the source's
    nbgrader metadata for that id; a cell claiming an id the source does not
-   have loses its nbgrader metadata. Editing metadata gains nothing, breaks nothing;
+   have loses its grade id (as in OverwriteCells) and its marks. Editing metadata gains nothing, breaks nothing;
 2. when grade ids are missing, the submission's cells are matched to the
    source's: given and test cells (and the plain markdown between them) by their
    text, answer cells by their place between those. Found cells get their marks
@@ -121,8 +121,11 @@ class RestoreCellMetadata(NbGraderPreprocessor):
             if gid in expected and gid not in claimed.values():
                 cell.metadata["nbgrader"] = nbformat.from_dict(copy.deepcopy(dict(expected[gid])))
                 claimed[index] = gid
-            else:
-                del cell.metadata["nbgrader"]
+            else:  # as in nbgrader's OverwriteCells, the grade id goes; and the cell is neither graded, an answer nor locked
+                marks = cell.metadata["nbgrader"]
+                version = marks.get("schema_version", 3) if isinstance(marks, dict) else 3
+                cell.metadata["nbgrader"] = nbformat.from_dict({"grade": False, "solution": False, "locked": False,
+                                                                "schema_version": version})
         return claimed
 
     def find_lost_cells(self, nb, source, claimed: dict[int, str], resources) -> list[str]:

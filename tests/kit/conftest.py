@@ -61,10 +61,12 @@ def make_course(folder: Path) -> Path:
     return folder
 
 
-def run_coursekit(course: Path, *args, check=True) -> subprocess.CompletedProcess:
+def run_coursekit(course: Path, *args, check=True, status: int = 0) -> subprocess.CompletedProcess:
+    """Run a coursekit command in the course; with check, its exit status must be `status`
+    (coursekit grade: 1 when some submission is NOT GRADED, as a run with a deliberately broken one expects)."""
     result = subprocess.run([*COURSEKIT, *args], cwd=course, capture_output=True, text=True, timeout=3000)
-    if check and result.returncode != 0:
-        raise AssertionError(f"coursekit {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    if check and result.returncode != status:
+        raise AssertionError(f"coursekit {' '.join(args)} exited {result.returncode}, not {status}:\n{result.stdout}\n{result.stderr}")
     return result
 
 
@@ -104,7 +106,8 @@ def graded_course(tmp_path_factory):
     next(c for c in edited.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "make_params").source = "weights = bias = None"
     write_submission(course, ASSIGNMENT, "edits_locked_cell", edited)
     write_submission(course, ASSIGNMENT, "hangs", hangs)
-    result = run_coursekit(course, "grade", ASSIGNMENT, "--workers", "2")
+    # not_json, renamed and kernel_dies are NOT GRADED: the run exits 1
+    result = run_coursekit(course, "grade", ASSIGNMENT, "--workers", "2", status=1)
     grades = {row["student"]: row for row in read_csv(course / "reports" / ASSIGNMENT / "grades.csv")}
     checks = read_csv(course / "reports" / ASSIGNMENT / "checks.csv")
     return {"course": course, "output": result.stdout, "grades": grades, "checks": checks}

@@ -149,3 +149,18 @@ def test_pages_without_the_course_filters_would_run_it(sanitize_html):
     found = active_parts(html)
     assert {"script window.__xss = 7", "img onerror", "details ontoggle"} <= set(found), found
     assert len(found) >= (4 if sanitize_html else 7), found
+
+
+def test_locked_markdown_is_left_as_the_instructor_wrote_it():
+    """A locked cell's text is the instructor's (OverwriteCells restored it) and nbgrader checks its checksum
+    (`nbgrader validate` on the autograded notebook, nbgrader's test_hidden_tests_single_notebook): left alone.
+    The same text in a student's cell is cleaned."""
+    from nbgrader.utils import compute_checksum
+
+    text = "Use the notebook:\n\n<img src=\"jupyter.png\" width=\"200\">\n"
+    locked = new_markdown_cell(text, metadata={"nbgrader": {"grade_id": "intro", "locked": True, "grade": False,
+                                                             "solution": False, "schema_version": 3}})
+    locked.metadata.nbgrader["checksum"] = compute_checksum(locked)
+    nb, _ = CleanForStaff().preprocess(new_notebook(cells=[locked, new_markdown_cell(text)]), {})
+    assert nb.cells[0].source == text and compute_checksum(nb.cells[0]) == locked.metadata.nbgrader["checksum"]
+    assert nb.cells[1].source != text and "<img" not in nb.cells[1].source

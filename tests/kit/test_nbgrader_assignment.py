@@ -1,5 +1,7 @@
 """An ordinary nbgrader assignment, with no hidden checks, grades under the kit as nbgrader grades it:
 the visible asserts decide, in the kit's sandbox and with its reports."""
+import shutil
+
 import nbformat
 import pytest
 from conftest import make_course, read_csv, run_coursekit
@@ -50,3 +52,27 @@ def test_visible_asserts_decide_without_hidden_checks(graded_ps1):
 def test_the_run_says_once_that_there_are_no_hidden_checks(graded_ps1):
     assert graded_ps1["output"].count("ps1 has no hidden checks") == 1
     assert "sandbox: bubblewrap" in graded_ps1["output"] or "WARNING: NO SANDBOX" in graded_ps1["output"]
+
+
+def test_a_run_that_grades_every_submission_exits_0(graded_ps1):
+    # run_coursekit checked the status (0); and no line says a submission failed
+    assert "NOT GRADED" not in graded_ps1["output"]
+    assert "class report: reports/ps1/index.html" in graded_ps1["output"].splitlines()[-1]
+
+
+def test_a_run_with_a_submission_not_graded_exits_1_and_names_it(graded_ps1, tmp_path):
+    """Another assignment's notebook, handed in as ps1.ipynb, is refused: the run's exit status and last line say so."""
+    course = tmp_path / "course"
+    shutil.copytree(graded_ps1["course"], course)
+    (course / "submitted" / "alice" / "ps1").mkdir(parents=True)
+    shutil.copy(course / "release" / "mnist_sgd" / "mnist_sgd.ipynb", course / "submitted" / "alice" / "ps1" / "ps1.ipynb")
+    result = run_coursekit(course, "grade", "ps1", "--workers", "2", status=1)
+    lines = result.stdout.rstrip().splitlines()
+    assert lines[-1] == "1 submission(s) NOT GRADED: alice (why: their rows above; logs in reports/ps1/logs/)"
+    assert "class report: reports/ps1/index.html" in lines[-2]
+    assert "kept: graded by an earlier run" in result.stdout  # right and wrong: graded before, and still counted graded
+
+
+def test_a_run_with_nothing_to_grade_exits_2(graded_ps1):
+    result = run_coursekit(graded_ps1["course"], "grade", "ps2", status=2)
+    assert "nothing to grade: no submissions of ps2 in" in result.stderr

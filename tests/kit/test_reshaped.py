@@ -196,7 +196,7 @@ def reshaped(tmp_path_factory):
     write_submission(course, ASSIGNMENT, "cell_without_source", json.dumps(broken))
     # the second assignment's notebook, handed in under the first's name
     write_submission(course, ASSIGNMENT, "another_assignment", make_submission(*notebook_paths(course, TRAINING), None))
-    result = run_coursekit(course, "grade", ASSIGNMENT, "--workers", "2")
+    result = run_coursekit(course, "grade", ASSIGNMENT, "--workers", "2", status=1)  # the refused ones are NOT GRADED
     grades = {row["student"]: row for row in read_csv(course / "reports" / ASSIGNMENT / "grades.csv")}
     return {"course": course, "output": result.stdout + result.stderr, "grades": grades}
 
