@@ -20,13 +20,14 @@ from coursekit.samples import make_submission, require_samples, write_samples, w
 REPO = Path(__file__).resolve().parents[2]
 ASSIGNMENT = "mnist_sgd"
 TRAINING = "sgd_training"  # the second assignment, graded by the same machinery
+SIMPLE_NET = "simple_net"  # the third
 COURSEKIT = [sys.executable, "-m", "coursekit.cli"]
 # Short limits, so that a hanging submission costs seconds, not minutes; long enough that the training
 # run's probe (seconds of SGD on the MNIST sample) finishes on a busy 2-core machine
 TEST_LIMITS = "\nc.ExecuteAndProbe.timeout = 15\nc.ExecuteAndProbe.probe_timeout = 15\n"
 # each assignment's sample submissions (tests/hidden/<assignment>/samples.py), and the written answer they give
-SAMPLES = {a: require_samples(REPO, a).samples for a in (ASSIGNMENT, TRAINING)}
-WRITTEN_ANSWERS = {a: require_samples(REPO, a).written_answer for a in (ASSIGNMENT, TRAINING)}
+SAMPLES = {a: require_samples(REPO, a).samples for a in (ASSIGNMENT, TRAINING, SIMPLE_NET)}
+WRITTEN_ANSWERS = {a: require_samples(REPO, a).written_answer for a in (ASSIGNMENT, TRAINING, SIMPLE_NET)}
 
 
 SCREENSHOTS = REPO / ".pytest-screenshots"  # what a browser test showed when it failed, and the pages staff look at
@@ -117,21 +118,32 @@ def notebook_paths(course: Path, assignment: str) -> tuple[Path, Path]:
     return (course / "source" / assignment / f"{assignment}.ipynb", course / "release" / assignment / f"{assignment}.ipynb")
 
 
-@pytest.fixture(scope="session")
-def graded_training(tmp_path_factory):
-    """Every sample submission of the second assignment, graded in one run; one of them twice."""
-    course = make_course(tmp_path_factory.mktemp("training"))
-    write_samples(course, TRAINING)
-    # graded under two names: a seeded training run must give the very same outcome both times
-    again = next(s for s in SAMPLES[TRAINING] if s.name == "learning_rate_too_small")
-    write_submission(course, TRAINING, "learning_rate_too_small_again", make_submission(*notebook_paths(course, TRAINING), again))
-    result = run_coursekit(course, "grade", TRAINING, "--workers", "2")
-    grades = {row["student"]: row for row in read_csv(course / "reports" / TRAINING / "grades.csv")}
-    checks = read_csv(course / "reports" / TRAINING / "checks.csv")
+def graded_samples(folder: Path, assignment: str, again: str | None = None) -> dict:
+    """Every sample submission of an assignment, graded in one run on 2 workers; `again`, a sample graded twice."""
+    course = make_course(folder)
+    write_samples(course, assignment)
+    if again:  # graded under two names: a seeded training run must give the very same outcome both times
+        sample = next(s for s in SAMPLES[assignment] if s.name == again)
+        write_submission(course, assignment, f"{again}_again", make_submission(*notebook_paths(course, assignment), sample))
+    result = run_coursekit(course, "grade", assignment, "--workers", "2")
+    grades = {row["student"]: row for row in read_csv(course / "reports" / assignment / "grades.csv")}
+    checks = read_csv(course / "reports" / assignment / "checks.csv")
     return {"course": course, "output": result.stdout, "grades": grades, "checks": checks}
 
 
-GRADED = {ASSIGNMENT: "graded_course", TRAINING: "graded_training"}
+@pytest.fixture(scope="session")
+def graded_training(tmp_path_factory):
+    """Every sample submission of the second assignment, graded in one run; one of them twice."""
+    return graded_samples(tmp_path_factory.mktemp("training"), TRAINING, again="learning_rate_too_small")
+
+
+@pytest.fixture(scope="session")
+def graded_simple_net(tmp_path_factory):
+    """Every sample submission of the third assignment, graded in one run."""
+    return graded_samples(tmp_path_factory.mktemp("simple_net"), SIMPLE_NET)
+
+
+GRADED = {ASSIGNMENT: "graded_course", TRAINING: "graded_training", SIMPLE_NET: "graded_simple_net"}
 MISTAKES = [(a, s) for a in GRADED for s in SAMPLES[a] if s.mistake]
 EQUIVALENTS = [(a, s) for a in GRADED for s in SAMPLES[a] if not s.mistake]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import (ASSIGNMENT, TRAINING, assert_no_grader_line_shown, grader_lines_shown, make_course, notebook_paths,
+from conftest import (ASSIGNMENT, SIMPLE_NET, TRAINING, assert_no_grader_line_shown, grader_lines_shown, make_course, notebook_paths,
                       page_text, read_csv, run_coursekit)
 
 from coursekit.guard import WITHHELD_HINT
@@ -16,12 +16,14 @@ from coursekit.samples import make_submission, write_submission
 STEPS = {
     ASSIGNMENT: ["flatten", "labels", "datasets", "init_params", "linear1", "accuracy", "mnist_loss", "dataloader"],
     TRAINING: ["calc_grad", "train_epoch", "batch_accuracy", "validate_epoch", "basic_optim", "train_model", "training_run"],
+    SIMPLE_NET: ["relu", "init", "simple_net", "seq_net", "learner", "net_run"],
 }
 
 
-@pytest.mark.parametrize("fixture,assignment", [("graded_course", ASSIGNMENT), ("graded_training", TRAINING)])
+@pytest.mark.parametrize("fixture,assignment", [("graded_course", ASSIGNMENT), ("graded_training", TRAINING),
+                                                ("graded_simple_net", SIMPLE_NET)])
 def test_no_line_of_the_grader_reaches_a_student(request, fixture, assignment):
-    """Every sample submission of both assignments; test_hostile.py walks the hostile ones."""
+    """Every sample submission of every assignment; test_hostile.py walks the hostile ones."""
     assert_no_grader_line_shown(request.getfixturevalue(fixture)["course"], assignment)
 
 
@@ -46,7 +48,7 @@ def hang_every_step(source: str) -> str:
 
 @pytest.fixture(scope="module")
 def hanging_course(tmp_path_factory):
-    """Both assignments, each with a submission whose every step loops forever when the grader probes it."""
+    """Every assignment, each with a submission whose every step loops forever when the grader probes it."""
     course = make_course(tmp_path_factory.mktemp("hanging"))
     with open(course / "course_config.py", "a") as config:
         config.write("\nc.ExecuteAndProbe.probe_timeout = 5  # every step hangs: 5 s each (the reference gets 3 times that)\n")

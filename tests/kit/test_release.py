@@ -5,12 +5,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ASSIGNMENT, REPO, TRAINING, hidden_check_names, make_course, run_coursekit
+from conftest import ASSIGNMENT, REPO, SIMPLE_NET, TRAINING, hidden_check_names, make_course, run_coursekit
 
 from coursekit.grader_text import leaked_lines, protected_lines
 
 
-@pytest.fixture(scope="module", params=[ASSIGNMENT, TRAINING])
+@pytest.fixture(scope="module", params=[ASSIGNMENT, TRAINING, SIMPLE_NET])
 def fresh_release(request, tmp_path_factory):
     course = make_course(tmp_path_factory.mktemp("release"))
     run_coursekit(course, "release", request.param)
@@ -48,7 +48,7 @@ def test_leak_check_can_fail(tmp_path):
     assert "BEGIN SOLUTION" in leaked_lines(source, tmp_path / "leaky.ipynb")
 
 
-@pytest.mark.parametrize("assignment", [ASSIGNMENT, TRAINING])
+@pytest.mark.parametrize("assignment", [ASSIGNMENT, TRAINING, SIMPLE_NET])
 def test_check_points_match_notebook_points(assignment):
     from coursekit.checks import run_checks
 

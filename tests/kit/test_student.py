@@ -7,7 +7,7 @@ import zipfile
 
 import nbformat
 import pytest
-from conftest import ASSIGNMENT, REPO, SAMPLES, TRAINING, grader_lines, hidden_check_names, make_course, run_coursekit
+from conftest import ASSIGNMENT, REPO, SAMPLES, SIMPLE_NET, TRAINING, grader_lines, hidden_check_names, make_course, run_coursekit
 
 from coursekit.data import BUNDLED_FOLDER, LAYOUT, mnist_sample_path, sample_images
 from coursekit.samples import make_submission
@@ -16,6 +16,12 @@ SOURCE = REPO / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
 RELEASE = REPO / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
 STEPS = ["flatten", "labels", "datasets", "init_params", "linear1", "accuracy", "loss_vs_metric", "mnist_loss", "dataloader"]
 TRAINING_STEPS = ["calc_grad", "train_epoch", "batch_accuracy", "validate_epoch", "basic_optim", "train_model", "training_run"]
+# the later assignments: their steps (a written answer last, if any), a typical mistake, the visible assert that catches it
+LATER = {
+    TRAINING: (TRAINING_STEPS, "grads_never_zeroed", "after each step the gradients should be set back to zero"),
+    SIMPLE_NET: (["relu", "init", "simple_net", "seq_net", "learner", "net_run", "two_linear_layers"], "learner_never_zeroes_grads",
+                 "after each step the gradients should be reset"),
+}
 
 
 def check(folder, name=f"{ASSIGNMENT}.ipynb", notebook=None):
@@ -56,15 +62,19 @@ def test_full_solution_passes_every_step(tmp_path):
     assert "8 of 8 steps pass" in result.stdout
 
 
-def test_second_assignment_checks_the_same_way(tmp_path):
-    source, release = (REPO / folder / TRAINING / f"{TRAINING}.ipynb" for folder in ("source", "release"))
-    solved = check(tmp_path / "solved", name=f"{TRAINING}.ipynb", notebook=make_submission(source, release, None))
+@pytest.mark.parametrize("assignment", list(LATER))
+def test_later_assignments_check_the_same_way(tmp_path, assignment):
+    steps, mistake_name, message = LATER[assignment]
+    source, release = (REPO / folder / assignment / f"{assignment}.ipynb" for folder in ("source", "release"))
+    solved = check(tmp_path / "solved", name=f"{assignment}.ipynb", notebook=make_submission(source, release, None))
     assert solved.returncode == 0, solved.stdout + solved.stderr
-    assert states(solved.stdout, TRAINING_STEPS) == {s: "passed" for s in TRAINING_STEPS}
-    mistake = next(s for s in SAMPLES[TRAINING] if s.name == "grads_never_zeroed")
-    result = check(tmp_path / "mistake", name=f"{TRAINING}.ipynb", notebook=make_submission(source, release, mistake))
-    assert [s for s, state in states(result.stdout, TRAINING_STEPS).items() if state.startswith("FAILED")] == ["train_epoch"]
-    assert "after each step the gradients should be set back to zero" in result.stdout
+    got = states(solved.stdout, steps)
+    assert list(got) == steps
+    assert all(state == "passed" or (step == steps[-1] and state.startswith("answered")) for step, state in got.items()), got
+    mistake = next(s for s in SAMPLES[assignment] if s.name == mistake_name)
+    result = check(tmp_path / "mistake", name=f"{assignment}.ipynb", notebook=make_submission(source, release, mistake))
+    assert [s for s, state in states(result.stdout, steps).items() if state.startswith("FAILED")] == [mistake.step]
+    assert message in result.stdout
 
 
 def test_typical_mistake_fails_its_step_with_the_visible_message(tmp_path):
