@@ -19,8 +19,8 @@ TRAINING_STEPS = ["calc_grad", "train_epoch", "batch_accuracy", "validate_epoch"
 # the later assignments: their steps (a written answer last, if any), a typical mistake, the visible assert that catches it
 LATER = {
     TRAINING: (TRAINING_STEPS, "grads_never_zeroed", "after each step the gradients should be set back to zero"),
-    SIMPLE_NET: (["relu", "init", "simple_net", "seq_net", "learner", "net_run", "two_linear_layers"], "learner_never_zeroes_grads",
-                 "after each step the gradients should be reset"),
+    SIMPLE_NET: (["relu", "init", "simple_net", "seq_net", "learner", "net_run", "two_linear_layers"], "simple_net_no_relu",
+                 "an image of zeros should give relu(b1)@w2 + b2"),
 }
 
 

@@ -11,7 +11,7 @@ A correct stand-in for step S is named stand_in_<S>. The grader sends it into
 the kernel only after S's own probe has run, so a student's S can never call it.
 """
 import torch
-from torch import nn
+nn = torch.nn
 
 N_PIXELS = 28 * 28
 HIDDEN = 30
