@@ -53,6 +53,9 @@ c.Autograde.sanitize_preprocessors = [
 c.RestoreCellMetadata.source_directory = str(COURSE_ROOT / "source")
 c.ExecuteAndProbe.checks_root = HIDDEN_CHECKS
 c.Execute.timeout = 60  # seconds per notebook cell (nbgrader's own setting, which the kit's ExecuteAndProbe reads)
+# seconds a kernel's output may arrive after its reply: nbclient's 4 s made a busy grading machine (2 cores,
+# load 6) fail sound notebooks as "Timeout waiting for IOPub output"; waiting costs time only when output is late
+c.Execute.iopub_timeout = 30
 c.ExecuteAndProbe.probe_timeout = 20  # seconds per step's probe
 c.ExecuteAndProbe.notebook_timeout = 600  # seconds for all the cells of one notebook
 c.ExecuteAndProbe.max_output_bytes = 200_000  # output kept per cell; a flood of prints is cut there

@@ -306,6 +306,44 @@ def cmd_demo(args) -> int:
     return worst
 
 
+def cmd_verify(args) -> int:
+    from .verify import verify
+
+    started = time.monotonic()
+    print(f"verify {args.assignment}: its files, then the source solution, the untouched release and every sample "
+          "graded in a scratch course (the course's gradebook and reports are left as they are)", flush=True)
+    faults, seen = verify(args.root, args.assignment, workers=args.workers, scheduler=args.scheduler, keep=args.keep)
+    notebook, samples = seen["notebook"], seen["samples"]
+    mistakes = sum(s.mistake for s in samples)
+    print(f"{notebook.path.name}: {len(notebook.answers)} step(s), {len(notebook.test_points)} test cell(s) worth "
+          f"{sum(notebook.test_points.values()):g} points" + (f", {len(notebook.manual)} graded by hand" if notebook.manual else ""))
+    if seen["graded"]:
+        print("hidden checks decide" if seen["hidden"] else
+              "visible tests only: no hidden checks, the notebook's own asserts decide (as in nbgrader)")
+        print(f"graded: the solution, the release, {mistakes} mistake(s) and {len(samples) - mistakes} equivalent(s)"
+              if samples else "no samples.py: only the solution and the release were graded")
+    for fault in faults:
+        print(f"  FAULT {fault}")
+    elapsed = time.monotonic() - started
+    if faults:
+        print(f"{args.assignment}: {len(faults)} fault(s) ({elapsed:.0f} s)")
+        return 1
+    print(f"{args.assignment}: no fault ({elapsed:.0f} s)")
+    return 0
+
+
+def cmd_new(args) -> int:
+    from .release import release_assignment
+    from .skeleton import write_skeleton
+
+    for path in write_skeleton(args.root, args.assignment):
+        print(f"wrote {path.relative_to(args.root)}")
+    for path in release_assignment(args.root, args.assignment):
+        print(f"released {path.relative_to(args.root)}")
+    print(f"next: coursekit verify {args.assignment}; then copy the step's pattern for each further step (docs/authoring.md)")
+    return 0
+
+
 def add_lms_options(parser, required: bool) -> None:
     parser.add_argument("--lms", choices=("canvas", "moodle"), required=required, help="the learning management system")
     parser.add_argument("--roster", type=Path, required=required,
@@ -373,6 +411,15 @@ def main(argv: list[str] | None = None) -> int:
     setup.add_argument("--level", choices=("sys_prefix", "user", "system"), default="sys_prefix",
                        help="where to write it: this Python environment (default), ~/.jupyter, or /etc/jupyter")
     setup.set_defaults(run=cmd_setup_jupyter, needs_course=False)
+    verify = commands.add_parser("verify", help="for instructors: grade the solution, the release and every sample, and name each fault")
+    verify.add_argument("assignment")
+    verify.add_argument("--keep", type=Path, default=None, metavar="FOLDER",
+                        help="grade in this new folder and keep it (its notebooks, feedback and log), instead of a temporary one")
+    add_worker_options(verify)
+    verify.set_defaults(run=cmd_verify)
+    new = commands.add_parser("new", help="for instructors: a new assignment's skeleton (one step), released, that verify passes")
+    new.add_argument("assignment")
+    new.set_defaults(run=cmd_new)
     demo = commands.add_parser("demo", help="grade sample submissions of each assignment")
     demo.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="the assignments (default: every one with samples)")
     demo.set_defaults(regrade=True)  # the samples are written afresh each time
