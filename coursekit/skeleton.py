@@ -63,17 +63,18 @@ those stay with the grader.
 import torch
 
 
-def _name(namespace, name):
-    if name not in namespace:
-        raise NameError(f"{{name}} is not defined")
-    return namespace[name]
+def _defined(cell_names, wanted):
+    """What the student's cell defined under `wanted`; a NameError, which the check reports, if nothing."""
+    if wanted not in cell_names:
+        raise NameError(f"{{wanted}} is not defined")
+    return cell_names[wanted]
 
 
 def probe_to_unit(run_cell):
-    ns = run_cell()
+    cell_names = run_cell()
     # every value a byte can hold, in an integer tensor, as images give them
     pixels = torch.arange(0, 256, dtype=torch.uint8).reshape(16, 16)
-    return {{"scaled": lambda: _name(ns, "to_unit")(pixels)}}
+    return {{"scaled": lambda: _defined(cell_names, "to_unit")(pixels)}}
 '''
 
 CHECKS = '''"""Hidden checks of {assignment}: each is a plain pytest test of one step, worth part of its points.
