@@ -87,9 +87,22 @@ def read_csv(path: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="session")
-def graded_course(tmp_path_factory):
-    """Every sample submission plus broken ones, graded in one run of `coursekit grade`."""
+def demo_course(tmp_path_factory):
+    """A course in which `coursekit demo` (what `make demo` runs) graded the DEMO samples of every assignment.
+
+    The graded classes below grow from it: their runs keep what the demo graded (unchanged submissions are
+    not graded twice) and grade the other samples, so each sample is graded once in the whole test session.
+    What the demo wrote is read at once, before those runs add to the reports."""
     course = make_course(tmp_path_factory.mktemp("course"))
+    result = run_coursekit(course, "demo")
+    grades = {a: {row["student"]: row for row in read_csv(course / "reports" / a / "grades.csv")} for a in GRADED}
+    return {"course": course, "output": result.stdout, "grades": grades}
+
+
+@pytest.fixture(scope="session")
+def graded_course(demo_course):
+    """Every sample submission plus broken ones, graded by `coursekit grade` (the demo's samples kept)."""
+    course = demo_course["course"]
     write_samples(course, ASSIGNMENT)
     source = course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     release = course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
@@ -118,9 +131,9 @@ def notebook_paths(course: Path, assignment: str) -> tuple[Path, Path]:
     return (course / "source" / assignment / f"{assignment}.ipynb", course / "release" / assignment / f"{assignment}.ipynb")
 
 
-def graded_samples(folder: Path, assignment: str, again: str | None = None) -> dict:
-    """Every sample submission of an assignment, graded in one run on 2 workers; `again`, a sample graded twice."""
-    course = make_course(folder)
+def graded_samples(course: Path, assignment: str, again: str | None = None) -> dict:
+    """Every sample submission of an assignment, graded in one run on 2 workers (those the demo graded are kept);
+    `again`, a sample graded twice."""
     write_samples(course, assignment)
     if again:  # graded under two names: a seeded training run must give the very same outcome both times
         sample = next(s for s in SAMPLES[assignment] if s.name == again)
@@ -132,15 +145,15 @@ def graded_samples(folder: Path, assignment: str, again: str | None = None) -> d
 
 
 @pytest.fixture(scope="session")
-def graded_training(tmp_path_factory):
+def graded_training(demo_course):
     """Every sample submission of the second assignment, graded in one run; one of them twice."""
-    return graded_samples(tmp_path_factory.mktemp("training"), TRAINING, again="learning_rate_too_small")
+    return graded_samples(demo_course["course"], TRAINING, again="learning_rate_too_small")
 
 
 @pytest.fixture(scope="session")
-def graded_simple_net(tmp_path_factory):
+def graded_simple_net(demo_course):
     """Every sample submission of the third assignment, graded in one run."""
-    return graded_samples(tmp_path_factory.mktemp("simple_net"), SIMPLE_NET)
+    return graded_samples(demo_course["course"], SIMPLE_NET)
 
 
 GRADED = {ASSIGNMENT: "graded_course", TRAINING: "graded_training", SIMPLE_NET: "graded_simple_net"}

@@ -3,11 +3,12 @@ in an autograded notebook's outputs or a feedback page, a kit-written hint for a
 returns, and a guard that withholds a hint if it ever quotes the grader."""
 import ast
 import re
+import subprocess
 from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import (ASSIGNMENT, SIMPLE_NET, TRAINING, assert_no_grader_line_shown, grader_lines_shown, make_course, notebook_paths,
+from conftest import (ASSIGNMENT, COURSEKIT, SIMPLE_NET, TRAINING, assert_no_grader_line_shown, grader_lines_shown, make_course, notebook_paths,
                       page_text, read_csv, run_coursekit)
 
 from coursekit.guard import WITHHELD_HINT
@@ -48,24 +49,36 @@ def hang_every_step(source: str) -> str:
 
 @pytest.fixture(scope="module")
 def hanging_course(tmp_path_factory):
-    """Every assignment, each with a submission whose every step loops forever when the grader probes it."""
-    course = make_course(tmp_path_factory.mktemp("hanging"))
-    with open(course / "course_config.py", "a") as config:
-        config.write("\nc.ExecuteAndProbe.probe_timeout = 5  # every step hangs: 5 s each (the reference gets 3 times that)\n")
+    """Every assignment, each with a submission whose every step loops forever when the grader probes it.
+
+    One course per assignment, each with its own gradebook, graded at the same time: most of a run's time is
+    spent waiting out the probes' timeouts."""
+    courses, runs = {}, {}
     for assignment in STEPS:
+        course = courses[assignment] = make_course(tmp_path_factory.mktemp(f"hanging_{assignment}"))
+        with open(course / "course_config.py", "a") as config:
+            # every step hangs: 5 s each (the reference gets 3 times that); the notebook's own cells do not loop, so
+            # they may take their time while the three runs share the machine
+            config.write("\nc.ExecuteAndProbe.probe_timeout = 5\nc.ExecuteAndProbe.timeout = 120\n")
         nb = make_submission(*notebook_paths(course, assignment), None)
         for cell in nb.cells:
             if cell.metadata.get("nbgrader", {}).get("grade_id") in STEPS[assignment] and cell.cell_type == "code":
                 cell.source = hang_every_step(cell.source)
         nb.cells.append(nbformat.v4.new_code_cell("GRADING_HAS_BEGUN = True"))
         write_submission(course, assignment, "hangs_everywhere", nb)
-    outputs = {a: run_coursekit(course, "grade", a, "--workers", "1").stdout for a in STEPS}
-    return {"course": course, "outputs": outputs}
+        runs[assignment] = subprocess.Popen([*COURSEKIT, "grade", assignment, "--workers", "1"], cwd=course,
+                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    outputs = {}
+    for assignment, run in runs.items():
+        out, err = run.communicate(timeout=1200)
+        assert run.returncode == 0, f"coursekit grade {assignment} exited {run.returncode}:\n{out}\n{err}"
+        outputs[assignment] = out
+    return {"courses": courses, "outputs": outputs}
 
 
 @pytest.mark.parametrize("assignment", list(STEPS))
 def test_a_step_that_never_returns_gets_a_hint_in_words(hanging_course, assignment):
-    course = hanging_course["course"]
+    course = hanging_course["courses"][assignment]
     checks = read_csv(course / "reports" / assignment / "checks.csv")
     for step in STEPS[assignment]:
         hints = {c["hint"] for c in checks if c["step"] == step}
@@ -82,10 +95,10 @@ def test_a_step_that_never_returns_gets_a_hint_in_words(hanging_course, assignme
 
 
 def test_the_hint_names_the_function_that_loops(hanging_course):
-    checks = read_csv(hanging_course["course"] / "reports" / TRAINING / "checks.csv")
+    checks = read_csv(hanging_course["courses"][TRAINING] / "reports" / TRAINING / "checks.csv")
     hint = next(c["hint"] for c in checks if c["step"] == "validate_epoch")
     assert hint.startswith("`validate_epoch` did not return within 5 s"), hint
-    checks = read_csv(hanging_course["course"] / "reports" / ASSIGNMENT / "checks.csv")
+    checks = read_csv(hanging_course["courses"][ASSIGNMENT] / "reports" / ASSIGNMENT / "checks.csv")
     hint = next(c["hint"] for c in checks if c["step"] == "dataloader")
     assert hint.startswith("`DataLoader.__init__` did not return within 5 s"), hint
 

@@ -1,7 +1,9 @@
 """The whole flow on a real course directory: nbgrader's autograde with coursekit's
 probes and hidden checks, one `coursekit grade` run over many submissions."""
 import pytest
-from conftest import ASSIGNMENT, EQUIVALENTS, GRADED, MISTAKES, SIMPLE_NET, TRAINING, make_course, read_csv, run_coursekit
+from conftest import ASSIGNMENT, EQUIVALENTS, GRADED, MISTAKES, REPO, SIMPLE_NET, TRAINING, read_csv
+
+from coursekit.samples import require_samples
 
 FULL_SCORES = {
     ASSIGNMENT: {"test_flatten": 2, "test_labels": 2, "test_datasets": 2, "test_init_params": 3, "test_linear1": 3,
@@ -132,17 +134,19 @@ def test_training_feedback_shows_the_plot_and_the_hint(graded_training):
     assert "data:image/png;base64," in html  # the accuracy plot drawn by the training run
 
 
-def test_demo_grades_the_samples_of_every_assignment(tmp_path):
-    """`make demo` runs `coursekit demo`: the samples of both assignments are written, graded and tabled."""
-    course = make_course(tmp_path / "course")
-    result = run_coursekit(course, "demo")
-    assert result.stdout.index("== mnist_sgd ==") < result.stdout.index("== sgd_training ==")
-    assert "8 of 8 graded in" in result.stdout and "7 of 7 graded in" in result.stdout
-    assert "Hidden checks failed most often (of 8 submissions):" in result.stdout
+def test_demo_grades_the_samples_of_every_assignment(demo_course):
+    """`make demo` runs `coursekit demo`: the samples of every assignment are written, graded and tabled."""
+    out = demo_course["output"]
+    assert out.index("== mnist_sgd ==") < out.index("== sgd_training ==") < out.index("== simple_net ==")
+    assert "8 of 8 graded in" in out and "7 of 7 graded in" in out
+    assert "Hidden checks failed most often (of 8 submissions):" in out
     # an untouched notebook is counted apart, so that the hints shown are those of real mistakes
-    assert "Steps not attempted: " in result.stdout and "most common hint (1x): not attempted" not in result.stdout
-    rows = {row["student"]: row for row in read_csv(course / "reports" / ASSIGNMENT / "grades.csv")}
+    assert "Steps not attempted: " in out and "most common hint (1x): not attempted" not in out
+    rows = demo_course["grades"][ASSIGNMENT]
     assert rows["full_marks"]["total"] == "21" and rows["labels_reversed"]["total"] == "20"
-    rows = {row["student"]: row for row in read_csv(course / "reports" / TRAINING / "grades.csv")}
+    rows = demo_course["grades"][TRAINING]
     assert rows["full_marks"]["total"] == "21" and rows["untouched_release"]["total"] == "0"
     assert float(rows["grads_never_zeroed"]["total"]) == 20
+    rows = demo_course["grades"][SIMPLE_NET]
+    assert set(rows) == {"full_marks", "untouched_release", *require_samples(REPO, SIMPLE_NET).demo}
+    assert all(row["status"] != "not graded" for row in rows.values())
