@@ -96,6 +96,8 @@ class ExecuteAndProbe(Execute):
                                "use a worker's run of this very notebook instead of running it again.").tag(config=True)
     notebook_timeout = Integer(600, help="Seconds the cells of one notebook may run in all; cells past it are not run.").tag(config=True)
     max_output_bytes = Integer(200_000, help="Output one cell may keep; the rest is dropped, with a note.").tag(config=True)
+    runs_reference = Bool(False, help="This is the reference solution, which gets longer time limits (REFERENCE_ALLOWANCE); "
+                          "set by coursekit, not in a configuration file.")
 
     def preprocess(self, nb, resources=None, km=None):
         if self.replay_directory:
@@ -105,7 +107,9 @@ class ExecuteAndProbe(Execute):
         # Same as nbconvert's ExecutePreprocessor.preprocess, with the probes run before the kernel stops.
         from nbclient import NotebookClient
 
-        NotebookClient.__init__(self, nb, km)
+        NotebookClient.__init__(self, nb, km)  # this loads the configured limits again: scale them after it
+        if self.runs_reference:
+            self.probe_timeout, self.timeout = reference_limits(self.probe_timeout, self.timeout)
         self.sandbox = sandbox = Sandbox(parent=self)  # read once: the limits named in hints come from here too
         sandboxed = use_bwrap(sandbox.mode)
         if sandboxed:
@@ -342,17 +346,23 @@ def cell_sources(nb) -> list[tuple[str, str]]:
     return [(cell.cell_type, cell.source) for cell in nb.cells]
 
 
-# The reference solution's probes may take this many times a student's limit: a busy machine slowing
-# them past it would stop the whole run, and the reference is the course's own code.
-REFERENCE_PROBE_ALLOWANCE = 3
+# The reference solution's cells and probes may take this many times a student's limits (its probes at least
+# as long as a cell may): a busy machine slowing them past a limit would stop the whole run, and the reference
+# is the course's own code, run once per run.
+REFERENCE_ALLOWANCE = 3
+
+
+def reference_limits(probe_timeout: int, cell_timeout: int | None) -> tuple[int, int | None]:
+    """The reference solution's (probe, cell) time limits, from a student's."""
+    cell_limit = cell_timeout or 0  # None or 0: cells have no limit of their own
+    return max(probe_timeout, cell_limit) * REFERENCE_ALLOWANCE, cell_limit * REFERENCE_ALLOWANCE or cell_timeout
 
 
 def execute_and_probe(notebook: NotebookNode, assignment: str, checks_root: str | Path, workdir: str | Path,
                       reference: bool = False, **traits) -> tuple[NotebookNode, dict]:
     """Run a whole notebook and its probes outside nbgrader (used for the reference solution)."""
     executor = ExecuteAndProbe(checks_root=str(checks_root), **traits)
-    if reference:
-        executor.probe_timeout *= REFERENCE_PROBE_ALLOWANCE
+    executor.runs_reference = reference
     resources = {"metadata": {"path": str(workdir)}, "nbgrader": {"assignment": assignment}}
     notebook, resources = executor.preprocess(notebook, resources)
     return notebook, resources["coursekit"]["probes"]

@@ -141,7 +141,7 @@ def execute_notebook(text: bytes, workdir: Path, bundle: CheckBundle, student: s
     import nbformat
     from traitlets.config import Config
 
-    from .execute import REFERENCE_PROBE_ALLOWANCE, ExecuteAndProbe
+    from .execute import ExecuteAndProbe
 
     notebook = nbformat.reads(text.decode("utf-8"), as_version=4)
     for cell in notebook.cells:
@@ -155,8 +155,7 @@ def execute_notebook(text: bytes, workdir: Path, bundle: CheckBundle, student: s
         notebook, resources = sanitize_for_worker(notebook, bundle_source_root(bundle), resources, Config(bundle.execution))
     executor = ExecuteAndProbe(config=Config(bundle.execution), checks_root=str(bundle_checks_root(bundle)), fork_kernels=True)
     executor.replay_directory = ""  # a worker always runs the notebook itself
-    if student == REFERENCE:
-        executor.probe_timeout *= REFERENCE_PROBE_ALLOWANCE
+    executor.runs_reference = student == REFERENCE
     notebook, resources = executor.preprocess(notebook, resources)
     return notebook, resources["coursekit"]["probes"]
 

@@ -57,7 +57,7 @@ def hanging_course(tmp_path_factory):
     for assignment in STEPS:
         course = courses[assignment] = make_course(tmp_path_factory.mktemp(f"hanging_{assignment}"))
         with open(course / "course_config.py", "a") as config:
-            # every step hangs: 5 s each (the reference gets 3 times that); the notebook's own cells do not loop, so
+            # every step hangs: 5 s each (the reference gets longer); the notebook's own cells do not loop, so
             # they may take their time while the three runs share the machine
             config.write("\nc.ExecuteAndProbe.probe_timeout = 5\nc.ExecuteAndProbe.timeout = 120\n")
         nb = make_submission(*notebook_paths(course, assignment), None)
