@@ -313,7 +313,7 @@ def cmd_verify(args) -> int:
     print(f"verify {args.assignment}: its files, then the source solution, the untouched release and every sample "
           "graded in a scratch course (the course's gradebook and reports are left as they are)", flush=True)
     faults, seen = verify(args.root, args.assignment, workers=args.workers, scheduler=args.scheduler, keep=args.keep,
-                          mutants=args.mutants, steps=args.step)
+                          mutants=args.mutants, steps=args.step, sandboxed=args.sandboxed)
     notebook, samples = seen["notebook"], seen["samples"]
     mistakes = sum(s.mistake for s in samples)
     print(f"{notebook.path.name}: {len(notebook.answers)} step(s), {len(notebook.test_points)} test cell(s) worth "
@@ -429,6 +429,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="also mutate each step's solution (mutmut's operators and the course's) and grade every mutant "
                              "in the same run: each one that earns full marks in its step, unless recorded in "
                              "tests/hidden/ASSIGNMENT/equivalent_mutants.toml, is a fault")
+    verify.add_argument("--sandboxed", action="store_true",
+                        help="with --mutants, keep the course's sandbox (by default that run uses the fork server's kernels: "
+                             "every submission in it is the author's own code, and it grades about 2.6 times faster)")
     verify.add_argument("--step", action="append", default=None, metavar="STEP",
                         help="only this step's samples and mutants (repeat for more steps)")
     add_worker_options(verify)

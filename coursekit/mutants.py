@@ -117,13 +117,19 @@ def _is_plot_call(node: cst.CSTNode, decoration_only: bool = False) -> bool:
             and node.func.value.value == "plt" and not (decoration_only and node.func.attr.value == "plot"))
 
 
-class _PlotArguments(cst.CSTVisitor):
-    """Every node inside a plt call's arguments. The kit judges a plot by the values it draws (its lines' y data), so
-    its labels, axis titles and x positions are the student's to choose: mutating them makes equivalents by contract."""
+class _NotGraded(cst.CSTVisitor):
+    """Every node inside a plt call's arguments, or a docstring. The kit judges a plot by the values it draws (its
+    lines' y data), so its labels, axis titles and x positions are the student's to choose, and a docstring is text:
+    mutating them makes equivalents by contract, each a grading run spent for nothing."""
 
     def __init__(self):
         super().__init__()
         self.inside: set[int] = set()
+
+    def visit_Expr(self, node: cst.Expr) -> bool:
+        if isinstance(node.value, cst.BaseString):  # a docstring: text, not code (mutmut skips only triple-quoted ones)
+            self.inside |= {id(n) for n in _descendants(node.value)}
+        return True
 
     def visit_Call(self, node: cst.Call) -> bool:
         if _is_plot_call(node):
@@ -163,7 +169,7 @@ def step_mutants(step: str, code: str, lines: set[int]) -> list[Mutant]:
     wrapper = cst.metadata.MetadataWrapper(cst.parse_module(code))
     visitor = MutationVisitor(mutation_operators, IgnoredCode(given, set(), set()))
     wrapper.visit(visitor)
-    plots = _PlotArguments()
+    plots = _NotGraded()
     wrapper.module.visit(plots)
     changes = []
     for mutation in visitor.mutations:
