@@ -43,14 +43,16 @@ def test_mutants_change_the_solution_only():
 
 
 def test_verify_mutants_names_the_survivors_of_a_narrow_probe(tmp_path):
-    """linear1's probe narrowed to one input whose predictions are all positive (its signed input replaced by it):
+    """linear1's probe narrowed to inputs whose predictions are all positive (as issue 19 found it):
     graded for real, the relu- and clamp-wrapped linear1 survive, each named with its step, its mutation and why
     (the probe values equal the reference's). The abs-wrapped one, recorded as equivalent, is not reported; a
     record that matches no mutant is a fault."""
     course = make_course(tmp_path / "course")
     checks = course / "tests" / "hidden" / ASSIGNMENT
     probes = checks / "probes.py"
-    narrowed = probes.read_text().replace('_name(ns, "linear1")(inputs["signed_xb"])', '_name(ns, "linear1")(inputs["xb"])')
+    # every input of one sign again: the signed batch replaced by xb (pixels 0-1), the new weights made positive
+    narrowed = probes.read_text().replace('_name(ns, "linear1")(inputs["signed_xb"])', '_name(ns, "linear1")(inputs["xb"])').replace(
+        '"next_weights": torch.randn(28 * 28, 1, generator=g),', '"next_weights": torch.randn(28 * 28, 1, generator=g).abs(),')
     assert narrowed != probes.read_text()
     probes.write_text(narrowed)
     abs_mutant = next(m for m in make_mutants(SOURCE, ["linear1"]) if m.operator == "course:wrap_in_abs")

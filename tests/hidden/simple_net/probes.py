@@ -227,6 +227,7 @@ def probe_net_run(run_cell):
             a, b = valid_x[:20], valid_x[100:120]  # an affine model maps the midpoint of two images to the midpoint of its outputs
             with torch.no_grad():
                 described["affine"] = bool(torch.allclose(found((a + b) / 2), (found(a) + found(b)) / 2, atol=1e-5))
+                described["outputs"] = list(found(a).shape)  # one prediction per image: (20, 1)
         return described
 
     def trained():
