@@ -133,9 +133,11 @@ def test_batches_are_collated(student, reference):
             f"a batch of {size} (x, y) pairs came out as shapes {tuple(xb.shape)} and {tuple(yb.shape)}; "
             f"stack them into xb of shape ({size}, 6) and yb of shape ({size}, 1)")
         assert torch.equal(yb, expected[1]), "each x must stay with its own y"
+        if torch.equal(xb, expected[0]):
+            continue
         if torch.equal(xb.abs(), expected[0].abs()) or torch.equal(xb, expected[0].clamp(min=0)):
             pytest.fail("negative numbers were changed on the way into a batch (turned into 0 or made positive): stack the items as they are")
-        assert torch.equal(xb, expected[0]), "the xs of a batch are not the items' own: stack each x as it is, in order"
+        pytest.fail("the xs of a batch are not the items' own: stack each x as it is, in order")
     # batch by batch: a missing or an extra batch costs in test_batches_in_order, not again here
     for batch, expected in zip(batches(student, "signed_numbers"), reference.value("dataloader", "signed_numbers")):
         assert values_of(batch) == values_of(expected), (
