@@ -5,7 +5,7 @@ place at a time. The changes are mutmut's operators (`mutmut.mutation.mutators.m
 numbers +1, > to >=, + to -, True to False, an argument removed, `a = b` to `a = None`, ...), applied by
 mutmut's own visitor, and the course's own, which model this course's typical mistakes: a return wrapped
 in relu, abs or clamp(min=0); a call dropped (`.sigmoid()`, `.mean()`, `.unsqueeze(1)`); a statement
-dropped (`loss.backward()`, `opt.zero_grad()`); mean and sum swapped; a threshold moved down by one.
+that is a lone call dropped (a backward pass, an optimizer's step); mean and sum swapped; a threshold moved down by one.
 
 Each mutant is a submission: the release with every answer filled in from the source and one answer
 mutated. They are graded with the real pipeline in the same scratch course, in the same run, as verify's
