@@ -312,7 +312,8 @@ def cmd_verify(args) -> int:
     started = time.monotonic()
     print(f"verify {args.assignment}: its files, then the source solution, the untouched release and every sample "
           "graded in a scratch course (the course's gradebook and reports are left as they are)", flush=True)
-    faults, seen = verify(args.root, args.assignment, workers=args.workers, scheduler=args.scheduler, keep=args.keep)
+    faults, seen = verify(args.root, args.assignment, workers=args.workers, scheduler=args.scheduler, keep=args.keep,
+                          mutants=args.mutants, steps=args.step, sandboxed=args.sandboxed)
     notebook, samples = seen["notebook"], seen["samples"]
     mistakes = sum(s.mistake for s in samples)
     print(f"{notebook.path.name}: {len(notebook.answers)} step(s), {len(notebook.test_points)} test cell(s) worth "
@@ -322,8 +323,17 @@ def cmd_verify(args) -> int:
               "visible tests only: no hidden checks, the notebook's own asserts decide (as in nbgrader)")
         print(f"graded: the solution, the release, {mistakes} mistake(s) and {len(samples) - mistakes} equivalent(s)"
               if samples else "no samples.py: only the solution and the release were graded")
+    run = seen.get("mutants")
+    if run is not None:
+        print(f"mutants: {len(run.made)} made, {len(run.killed)} killed, {len(run.equivalent)} recorded as equivalent "
+              f"({seen['equivalents_file'].name}), {len(run.survivors)} survived ({run.seconds:.0f} s)")
     for fault in faults:
         print(f"  FAULT {fault}")
+    if run is not None and run.survivors:
+        from .mutants import toml_entry
+
+        print(f"a survivor whose behaviour is the solution's (check it!) is recorded in {seen['equivalents_file']} as:")
+        print(toml_entry(run.survivors[0][0]))
     elapsed = time.monotonic() - started
     if faults:
         print(f"{args.assignment}: {len(faults)} fault(s) ({elapsed:.0f} s)")
@@ -415,6 +425,15 @@ def main(argv: list[str] | None = None) -> int:
     verify.add_argument("assignment")
     verify.add_argument("--keep", type=Path, default=None, metavar="FOLDER",
                         help="grade in this new folder and keep it (its notebooks, feedback and log), instead of a temporary one")
+    verify.add_argument("--mutants", action="store_true",
+                        help="also mutate each step's solution (mutmut's operators and the course's) and grade every mutant "
+                             "in the same run: each one that earns full marks in its step, unless recorded in "
+                             "tests/hidden/ASSIGNMENT/equivalent_mutants.toml, is a fault")
+    verify.add_argument("--sandboxed", action="store_true",
+                        help="with --mutants, keep the course's sandbox (by default that run uses the fork server's kernels: "
+                             "every submission in it is the author's own code, and it grades about 2.6 times faster)")
+    verify.add_argument("--step", action="append", default=None, metavar="STEP",
+                        help="only this step's samples and mutants (repeat for more steps)")
     add_worker_options(verify)
     verify.set_defaults(run=cmd_verify)
     new = commands.add_parser("new", help="for instructors: a new assignment's skeleton (one step), released, that verify passes")

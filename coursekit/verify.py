@@ -25,6 +25,7 @@ import nbformat
 
 from .course import CourseError, grading_files, hidden_checks_dir, load_config, source_notebooks
 from .grader_text import leaked_lines
+from .mutants import equivalents_file, load_equivalents, make_mutants, mutant_name, probe_differences
 from .report import NOT_ATTEMPTED, read_csv_rows
 from .samples import CourseSamples, Sample, answers, apply_edits, load_samples, write_samples
 
@@ -222,19 +223,29 @@ def scratch_course(root: Path, assignment: str, folder: Path) -> Path:
 
 
 def grade_in_scratch(root: Path, assignment: str, folder: Path, workers: int | None = None,
-                     scheduler: str | None = None) -> tuple[dict, list, Path]:
-    """Grade the solution, the release and every sample in a scratch course in `folder` with `coursekit grade`;
-    (grades.csv's rows by student, checks.csv's rows, the run's log)."""
+                     scheduler: str | None = None, mutants: list | None = None,
+                     steps: list[str] | None = None, sandboxed: bool = True) -> tuple[dict, list, Path]:
+    """Grade the solution, the release and every sample (of `steps` only, when given), and each mutant, in a scratch
+    course in `folder` with `coursekit grade`, all in one run; (grades.csv's rows by student, checks.csv's rows, the run's log)."""
     course = scratch_course(root, assignment, folder)
-    if load_samples(course, assignment) is not None:
-        write_samples(course, assignment)
-    else:  # no samples.py: the solution and the release only
-        from .samples import make_submission, write_submission
+    if mutants and not sandboxed and (course / "course_config.py").is_file():
+        # every submission of this run is the author's own code (the solution, its samples, its mutants): nothing to
+        # isolate, and the fork server's kernels, with torch imported once, grade them about 2.6 times faster
+        with open(course / "course_config.py", "a") as config:
+            config.write('\nc.Sandbox.mode = "none"  # coursekit verify --mutants: the author\'s own code only (--sandboxed keeps it)\n')
+    from .samples import make_submission, write_submission
 
-        source = source_notebooks(course, assignment)[0]
-        release = course / "release" / assignment / source.name
+    source = source_notebooks(course, assignment)[0]
+    release = course / "release" / assignment / source.name
+    found = load_samples(course, assignment)
+    if found is not None:
+        write_samples(course, assignment, None if steps is None else [s.name for s in found.samples if s.step in steps])
+    else:  # no samples.py: the solution and the release only
         write_submission(course, assignment, SOLUTION, make_submission(source, release, None, ""))
         write_submission(course, assignment, RELEASE, nbformat.read(release, as_version=4))
+    for index, mutant in enumerate(mutants or []):  # a mutant is one more submission of the same run
+        write_submission(course, assignment, mutant_name(index), make_submission(source, release, mutant.as_sample(mutant_name(index)),
+                                                                                 found.written_answer if found else ""))
     log = course / "grade.log"
     command = [sys.executable, "-m", "coursekit.cli", "--course", str(course), "grade", assignment, "--regrade"]
     if workers:
@@ -252,21 +263,113 @@ def grade_in_scratch(root: Path, assignment: str, folder: Path, workers: int | N
     return grades, checks, log
 
 
+@dataclass
+class MutationRun:
+    """What `verify --mutants` found: every mutant, and which survived, were recorded equivalent, or were killed."""
+    made: list
+    killed: list
+    equivalent: list  # (mutant, its record)
+    survivors: list  # (mutant, why it survived)
+    seconds: float = 0.0
+
+
+def judge_mutants(grades: dict[str, dict], mutants: list, notebook: Notebook, equivalents: list) -> tuple[list[Fault], MutationRun]:
+    """A mutant is killed when it loses points in its own step's test cell (or is not graded at all: its kernel died).
+    A survivor recorded as equivalent is fine; a recorded one that loses points, or a record no mutant matches, is a fault."""
+    faults, run = [], MutationRun(list(mutants), [], [], [])
+    mutated = {m.step for m in mutants}  # with --step, the records of other steps are not in question
+    records = {(e.step, e.change): e for e in equivalents if e.step in mutated}
+    used = set()
+    for index, mutant in enumerate(mutants):
+        row, cell = grades.get(mutant_name(index)), f"test_{mutant.step}"
+        record = records.get((mutant.step, mutant.change))
+        if record is not None:
+            used.add((mutant.step, mutant.change))
+        graded = row is not None and row["status"].startswith("graded")
+        survived = graded and cell in notebook.test_points and float(row[cell] or 0) >= notebook.test_points[cell]
+        if record is not None:
+            lost = [c for c in notebook.test_points if graded and float(row[c] or 0) < notebook.test_points[c]]
+            if not graded or lost:
+                faults.append(Fault("equivalent", f"the mutant of {mutant.step} {mutant.change} is recorded as equivalent "
+                                                  f"({record.reason}) but " + (f"loses points in {', '.join(lost)}" if graded else
+                                                                               f"was NOT GRADED: {row.get('problem') if row else 'no row'}")))
+            run.equivalent.append((mutant, record))
+        elif survived:
+            run.survivors.append((mutant, ""))
+        else:
+            run.killed.append(mutant)
+    for key in sorted(set(records) - used):
+        faults.append(Fault("mutant", f"equivalent_mutants.toml records {key[0]} {key[1]}, which no mutant of the solution is any more: "
+                                      "remove the record"))
+    return faults, run
+
+
+def explain_survivors(course: Path, assignment: str, run: MutationRun) -> None:
+    """Why each survivor survived: its notebook's probes run once more, beside the reference's.
+
+    Equal values mean the probes' inputs never tell it apart (widen them: both signs, values on a threshold,
+    other sizes); different values mean a check saw them and compared too little."""
+    from .checks import reference_probes
+    from .execute import execute_and_probe
+
+    checks_root = hidden_checks_dir(load_config(course), course, assignment).parent
+    source = source_notebooks(course, assignment)[0]
+    reference = reference_probes(source, assignment, checks_root)
+    explained = []
+    for mutant, _ in run.survivors:
+        index = run.made.index(mutant)
+        folder = course / "submitted" / mutant_name(index) / assignment
+        try:
+            _, probes = execute_and_probe(nbformat.read(folder / source.name, as_version=4), assignment, checks_root, folder)
+            differ = probe_differences(probes, reference, mutant.step)
+        except Exception as exc:  # the explanation is a courtesy: the survivor is reported all the same
+            explained.append((mutant, f"(its probes could not be run again: {type(exc).__name__})"))
+            continue
+        if differ:
+            why = (f"its probe values {', '.join(differ)} differ from the reference's, yet every check of {mutant.step} passed: "
+                   "a check compares too little (compare each value, on every input)")
+        else:
+            why = (f"every probe value of {mutant.step} equals the reference's: no input of probe_{mutant.step} tells it apart "
+                   "(give it inputs of both signs, values on each threshold, sizes with every remainder)")
+        explained.append((mutant, why))
+    run.survivors = explained
+
+
 def verify(root: Path, assignment: str, workers: int | None = None, scheduler: str | None = None,
-           keep: Path | None = None) -> tuple[list[Fault], dict]:
-    """Every fault of the assignment, and what was graded (for the summary)."""
+           keep: Path | None = None, mutants: bool = False, steps: list[str] | None = None,
+           sandboxed: bool = False) -> tuple[list[Fault], dict]:
+    """Every fault of the assignment, and what was graded (for the summary). With `mutants`, each step's solution
+    is also mutated and every mutant graded in the same run (see coursekit/mutants.py); `steps` limits samples and mutants."""
+    import time
+
+    started = time.monotonic()
     faults = static_faults(root, assignment)
     notebook = read_notebook(source_notebooks(root, assignment)[0])
     found = load_samples(root, assignment)
-    samples = found.samples if found else []
+    samples = [s for s in (found.samples if found else []) if steps is None or s.step in steps]
     if any(f.kind == "sample" for f in faults):  # a sample that does not apply cannot be written
         return faults, {"notebook": notebook, "samples": samples, "graded": False}
+    made = make_mutants(notebook.path, steps) if mutants else []
+    checks_dir = hidden_checks_dir(load_config(root), root, assignment)
+
+    def run(folder: Path):
+        grades, checks, log = grade_in_scratch(root, assignment, folder, workers, scheduler, made, steps, sandboxed)
+        result = None
+        if mutants:
+            mutant_faults, result = judge_mutants(grades, made, notebook, load_equivalents(checks_dir))
+            explain_survivors(folder, assignment, result)
+            mutant_faults += [Fault("mutant", f"{m.step}: {m.change} [{m.operator}] survives, earning full marks in test_{m.step}: {why}")
+                              for m, why in result.survivors]
+            result.seconds = time.monotonic() - started
+            return grades, checks, log, mutant_faults, result
+        return grades, checks, log, [], result
+
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=False)
-        grades, checks, log = grade_in_scratch(root, assignment, keep.resolve(), workers, scheduler)
+        grades, checks, log, mutant_faults, result = run(keep.resolve())
     else:
         with tempfile.TemporaryDirectory(prefix=f"coursekit-verify-{assignment}-") as folder:
-            grades, checks, log = grade_in_scratch(root, assignment, Path(folder), workers, scheduler)
-    faults += judge(grades, checks, samples, notebook)
-    return faults, {"notebook": notebook, "samples": samples, "graded": True, "hidden": bool(checks), "log": log}
-
+            grades, checks, log, mutant_faults, result = run(Path(folder))
+    faults += judge(grades, checks, samples, notebook) + mutant_faults
+    return faults, {"notebook": notebook, "samples": samples, "graded": True, "hidden": bool(checks), "log": log,
+                    "mutants": result, "equivalents_file": equivalents_file(checks_dir)}

@@ -95,6 +95,9 @@ def _linear_inputs():
         "decoy_train_x": torch.rand(3, 28 * 28, generator=g),
         "next_weights": torch.randn(28 * 28, 1, generator=g),
         "next_bias": torch.tensor([2.5]),
+        # pixels of both signs (as normalised images have): half the predictions are negative, so a linear1
+        # that turns negative predictions into 0 or flips them shows; the first xb's predictions are all positive
+        "signed_xb": torch.randn(9, 28 * 28, generator=g),
     }
 
 
@@ -111,6 +114,7 @@ def probe_linear1(run_cell):
         "inputs": lambda: inputs,
         "preds": lambda: _name(ns, "linear1")(inputs["xb"]),
         "preds_after_new_parameters": after_new_parameters,
+        "signed_preds": lambda: _name(ns, "linear1")(inputs["signed_xb"]),
     }
 
 
@@ -121,10 +125,28 @@ def _accuracy_inputs():
     return {"preds": preds, "targets": torch.randint(0, 2, (40, 1), generator=g)}
 
 
+def _more_accuracy_inputs():
+    """Batches on which one accuracy cannot hide two mistakes that cancel: each tells other thresholds apart."""
+    g = torch.Generator().manual_seed(16)
+    on_zero = torch.randn(12, 1, generator=g)
+    on_zero[:5] = 0.0  # exactly on the threshold the contract names: a 7, since only above 0 is a 3
+    mostly_threes = torch.rand(10, 1, generator=g) * 3 - 0.5  # most above 0, a few between -0.5 and 0
+    near_minus_one = torch.linspace(-1.9, -0.1, 10).unsqueeze(1)  # all 7s, below 0 and around -1
+    return {
+        "on_zero": {"preds": on_zero, "targets": torch.tensor([0, 0, 0, 1, 0] + [1, 0, 1, 1, 0, 0, 1]).unsqueeze(1)},
+        "mostly_threes": {"preds": mostly_threes, "targets": torch.ones(10, 1, dtype=torch.long)},
+        "near_minus_one": {"preds": near_minus_one, "targets": torch.tensor([0, 0, 0, 0, 0, 0, 1, 0, 0, 0]).unsqueeze(1)},
+    }
+
+
 def probe_accuracy(run_cell):
-    inputs = _accuracy_inputs()
+    inputs, more = _accuracy_inputs(), _more_accuracy_inputs()
     ns = run_cell()
-    return {"inputs": lambda: inputs, "accuracy": lambda: _name(ns, "accuracy")(inputs["preds"], inputs["targets"])}
+    thunks = {"inputs": lambda: inputs, "accuracy": lambda: _name(ns, "accuracy")(inputs["preds"], inputs["targets"]),
+              "more_inputs": lambda: more}
+    for name, batch in more.items():
+        thunks[f"accuracy_{name}"] = lambda batch=batch: _name(ns, "accuracy")(batch["preds"], batch["targets"])
+    return thunks
 
 
 def _loss_inputs():
@@ -155,7 +177,8 @@ def probe_mnist_loss(run_cell):
 
 
 def _pairs():
-    return [(torch.full((6,), float(i)), torch.tensor([i % 2])) for i in range(10)]
+    # xs of both signs: a collate that zeroes or flips negative numbers shows
+    return [(torch.full((6,), i - 4.5), torch.tensor([i % 2])) for i in range(10)]
 
 
 def probe_dataloader(run_cell):
@@ -174,6 +197,10 @@ def probe_dataloader(run_cell):
         "in_order_15": lambda: take(loader(range(15), batch_size=5), 30),
         "len_17": lambda: len(loader(range(17), batch_size=5)),
         "len_15": lambda: len(loader(range(15), batch_size=5)),
+        # every remainder of a division by 3: 0, 1 and 2 items left over for a last, partial batch
+        "lens_by_3": lambda: [len(loader(range(n), batch_size=3)) for n in (6, 7, 8)],
+        "in_order_7": lambda: take(loader(range(7), batch_size=3), 30),
+        "signed_numbers": lambda: take(loader([-3.0, -1.5, 0.0, 2.0, -7.0], batch_size=2), 30),
         "default_batch_size": lambda: take(loader(range(3)), 30),
         "shuffled_epochs": epochs,
         "pairs": lambda: take(loader(_pairs(), batch_size=4), 30),

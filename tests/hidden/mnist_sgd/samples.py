@@ -35,10 +35,17 @@ class DataLoader:
 DATALOADER_TORCH_WRAPPER = '''
 import torch.utils.data
 
+def collate_strings_as_tuple(batch):
+    "PyTorch's collation, but with strings kept a tuple, as the contract asks (PyTorch gives a list)."
+    out = torch.utils.data.default_collate(batch)
+    if isinstance(out, list):
+        return [tuple(part) if isinstance(part, list) else part for part in out]
+    return tuple(out) if isinstance(batch[0], str) else out
+
 class DataLoader(torch.utils.data.DataLoader):
     "PyTorch's own DataLoader already batches, shuffles every epoch and collates."
     def __init__(self, dataset, batch_size=1, shuffle=False):
-        super().__init__(list(dataset), batch_size=batch_size, shuffle=shuffle)
+        super().__init__(list(dataset), batch_size=batch_size, shuffle=shuffle, collate_fn=collate_strings_as_tuple)
 '''
 
 
@@ -73,6 +80,16 @@ SAMPLES = [
                                               ("    first = items[0]", "    if not items:\n        return tensor([])\n    first = items[0]")), hint="empty batch"),
     Sample("no_collation", "dataloader", (("yield collate([self.dataset[int(i)] for i in order[start:start + self.batch_size]])",
                                            "yield [self.dataset[int(i)] for i in order[start:start + self.batch_size]]"),), hint="not collated"),
+    # the blind spots of issue 19: a probe of one sign, one aggregate that hides two errors, no value on a boundary
+    Sample("linear1_relu_output", "linear1", (("xb@weights + bias", "torch.relu(xb@weights + bias)"),), hint="turned into 0"),
+    Sample("linear1_abs_output", "linear1", (("xb@weights + bias", "(xb@weights + bias).abs()"),), hint="turned positive"),
+    Sample("threshold_at_or_above_zero", "accuracy", (("preds > 0.0", "preds >= 0.0"),), hint="exactly on the threshold"),
+    Sample("threshold_minus_one", "accuracy", (("preds > 0.0", "preds > -1.0"),), hint="every batch"),
+    Sample("accuracy_all_sevens", "accuracy", (("(preds > 0.0)", "torch.zeros_like(preds, dtype=torch.bool)"),), hint="every image a 7"),
+    Sample("len_off_by_one", "dataloader", (("(len(self.dataset) + self.batch_size - 1) // self.batch_size",
+                                             "len(self.dataset) // self.batch_size + (len(self.dataset) % self.batch_size > 1)"),), hint="off by one"),
+    Sample("strings_in_a_list", "dataloader", (("    return tuple(items)", "    return list(items)"),), hint="not a tuple"),
+    Sample("collate_zeroes_negatives", "dataloader", (("return torch.stack(items)", "return torch.stack(items).clamp(min=0)"),), hint="negative numbers"),
     # equivalent code: full marks
     Sample("reshape_and_vstack", "flatten", (("torch.cat([stacked_threes, stacked_sevens]).view(-1, 28*28)", "torch.vstack([stacked_threes, stacked_sevens]).reshape(-1, 784)"),
                                              ("torch.cat([valid_3_tens, valid_7_tens]).view(-1, 28*28)", "torch.cat([valid_3_tens, valid_7_tens]).flatten(1)")), mistake=False),

@@ -83,6 +83,9 @@ def test_batches_in_order(student):
         pytest.fail("the DataLoader shuffles even with shuffle=False: keep the dataset's order unless shuffle is True")
     assert values_of(seventeen) == list(range(17)) and batch_sizes(seventeen) == [5, 5, 5, 2], (
         "with 17 items and batch_size=5 the batches should hold items 0-4, 5-9, 10-14 and 15-16")
+    seven = batches(student, "in_order_7")
+    assert values_of(seven) == list(range(7)) and batch_sizes(seven) == [3, 3, 1], (
+        "with 7 items and batch_size=3 the batches should hold items 0-2, 3-5 and 6: a last batch of one item too")
     assert batch_sizes(batches(student, "default_batch_size")) == [1, 1, 1], "batch_size should default to 1"
 
 
@@ -91,6 +94,9 @@ def test_len_counts_batches(student):
     """len() of a DataLoader is its number of batches"""
     assert (student.value("dataloader", "len_17"), student.value("dataloader", "len_15")) == (4, 3), (
         "len() should be the number of batches, the last partial one included: 17 items in batches of 5 make 4")
+    # 6, 7 and 8 items in batches of 3: every remainder, so a formula off by one for one of them shows
+    assert student.value("dataloader", "lens_by_3") == [2, 3, 3], (
+        "len() is off by one for some sizes: 6 items in batches of 3 make 2 batches, 7 make 3 (the last holds 1 item), 8 make 3")
 
 
 @pytest.mark.grade("dataloader", points=1.5)
@@ -112,23 +118,35 @@ def is_pair_batch(batch):
 
 
 @pytest.mark.grade("dataloader", points=1)
-def test_batches_are_collated(student):
+def test_batches_are_collated(student, reference):
     """a batch of numbers is a tensor; a batch of (x, y) pairs is a pair (xb, yb) of stacked tensors"""
     seventeen = batches(student, "in_order_17")
     if seventeen and all(is_item(b) for b in seventeen):
         return  # no batching at all: that costs points in test_batches_in_order, not again here
     hint = "batches are not collated: turn a batch of numbers into one tensor, and a batch of (x, y) pairs into (xb, yb), stacking the xs and the ys"
     assert all(isinstance(b, torch.Tensor) for b in seventeen), hint
-    pairs = batches(student, "pairs")
-    for batch, size in zip(pairs, (4, 4, 2)):
+    pairs, expected_pairs = batches(student, "pairs"), reference.value("dataloader", "pairs")
+    for batch, expected, size in zip(pairs, expected_pairs, (4, 4, 2)):
         assert is_pair_batch(batch) and all(isinstance(part, torch.Tensor) for part in batch), hint
         xb, yb = batch
         assert xb.shape == (size, 6) and yb.shape == (size, 1), (
             f"a batch of {size} (x, y) pairs came out as shapes {tuple(xb.shape)} and {tuple(yb.shape)}; "
             f"stack them into xb of shape ({size}, 6) and yb of shape ({size}, 1)")
-        assert torch.equal(xb[:, 0].long() % 2, yb[:, 0].long()), "each x must stay with its own y"
+        assert torch.equal(yb, expected[1]), "each x must stay with its own y"
+        if torch.equal(xb, expected[0]):
+            continue
+        if torch.equal(xb.abs(), expected[0].abs()) or torch.equal(xb, expected[0].clamp(min=0)):
+            pytest.fail("negative numbers were changed on the way into a batch (turned into 0 or made positive): stack the items as they are")
+        pytest.fail("the xs of a batch are not the items' own: stack each x as it is, in order")
+    # batch by batch: a missing or an extra batch costs in test_batches_in_order, not again here
+    for batch, expected in zip(batches(student, "signed_numbers"), reference.value("dataloader", "signed_numbers")):
+        assert values_of(batch) == values_of(expected), (
+            "negative numbers were changed on the way into a batch (turned into 0 or made positive): "
+            "a batch of numbers is tensor(items), as they are")
     for batch in batches(student, "letters"):
         assert is_pair_batch(batch) and isinstance(batch[0], torch.Tensor), hint
         numbers, letters = batch
         assert all(isinstance(letter, str) for letter in letters), "the letters should stay strings, collected in a tuple"
+        assert type(letters) is tuple, (
+            f"the strings of a batch came out as a {type(letters).__name__}, not a tuple: collect them with tuple(items), as the contract says")
         assert [string.ascii_lowercase[i] for i in numbers.tolist()] == list(letters), "each number must stay with its own letter"

@@ -85,6 +85,31 @@ def test_linear1_is_weights_times_pixels_plus_bias(student, reference):
     assert preds.numel() == len(x), f"linear1 returned {preds.numel()} numbers for {len(x)} images"
     assert_close(preds.reshape(-1), expected.reshape(-1), atol=1e-4, rtol=1e-4,
                  msg="the predictions are not xb@weights + bias: multiply the batch by the weights with @, then add the bias")
+    if x is not inputs["xb"]:
+        return  # predicting for train_x costs in the check above
+    # the first xb's predictions are all positive: judge each prediction again on pixels of both signs
+    signed, expected_signed = student.tensor("linear1", "signed_preds").double(), reference.tensor("linear1", "signed_preds").double()
+    if signed.numel() != expected_signed.numel():
+        pytest.fail("linear1 does not give one prediction per image for every batch: use xb, whatever its size")
+    signed, expected_signed = signed.reshape(-1), expected_signed.reshape(-1)
+    if not close(signed, expected_signed):
+        if close(signed, expected_signed.clamp(min=0)):
+            pytest.fail("negative predictions were turned into 0 (relu or clamp on the output): return xb@weights + bias as it is. "
+                        "A negative prediction means a 7, and only its exact value gives SGD a gradient")
+        if close(signed, expected_signed.abs()):
+            pytest.fail("negative predictions were turned positive (abs on the output): return xb@weights + bias as it is; "
+                        "its sign says 3 or 7")
+        pytest.fail("some predictions are not xb@weights + bias (those below 0 among them): return xb@weights + bias, unchanged")
+    after = student.tensor("linear1", "preds_after_new_parameters")
+    expected_after = reference.tensor("linear1", "preds_after_new_parameters")
+    if after.shape != expected_after.shape or torch.equal(after, student.tensor("linear1", "preds")):
+        return  # kept the parameters it was defined with: that costs in the check below
+    assert close(after.double(), expected_after.double()), (
+        "with new weights and bias the predictions are not xb@weights + bias: compute them from the current weights and bias")
+
+
+def close(actual, expected) -> bool:
+    return actual.shape == expected.shape and torch.allclose(actual, expected, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.grade("linear1", points=1)
@@ -114,20 +139,38 @@ def test_accuracy_is_a_share(student):
 
 @pytest.mark.grade("accuracy", points=1)
 def test_accuracy_reads_positive_predictions_as_threes(student, reference):
-    """a prediction above 0 counts as a 3 (label 1), anything else as a 7"""
-    value = student.value("accuracy", "accuracy")
+    """a prediction above 0 counts as a 3 (label 1), anything else (0 included) as a 7, on several batches"""
     inputs = student.value("accuracy", "inputs")
-    n = len(inputs["targets"])
+    more = student.value("accuracy", "more_inputs")
+    batches = {"accuracy": inputs, **{f"accuracy_{name}": batch for name, batch in more.items()}}
+    found, expected = {}, {}
+    for name, batch in batches.items():
+        found[name] = share(student.value("accuracy", name), len(batch["targets"]))
+        expected[name] = as_number(reference.value("accuracy", name))
+
+    def matches(rule) -> bool:
+        return all(abs(found[n] - ((rule(b["preds"]) == (b["targets"] == 1)).double().mean().item())) < 1e-6 for n, b in batches.items())
+
+    if found == expected or all(abs(found[n] - expected[n]) < 1e-6 for n in batches):
+        return
+    if matches(lambda p: p > 0.5):
+        pytest.fail("accuracy thresholds at 0.5: these are raw predictions (logits), not probabilities, so a 3 is any prediction above 0")
+    if matches(lambda p: p >= 0):
+        pytest.fail("the prediction exactly on the threshold, 0, was counted as a 3: only a prediction above 0 is a 3 (use >, not >=)")
+    if matches(lambda p: torch.zeros_like(p, dtype=torch.bool)):
+        pytest.fail("accuracy calls every image a 7: compare (preds > 0) with (targets == 1) for each image")
+    if matches(lambda p: torch.ones_like(p, dtype=torch.bool)):
+        pytest.fail("accuracy calls every image a 3: compare (preds > 0) with (targets == 1) for each image")
+    pytest.fail("accuracy does not match on every batch: compare (preds > 0) with (targets == 1) for each image and take the share that agree")
+
+
+def share(value, n) -> float:
+    """The student's accuracy as a share; a count or an unaveraged tensor costs in test_accuracy_is_a_share, not here."""
     number = as_number(value)
     if number is None and isinstance(value, torch.Tensor) and value.numel() == n:
-        number = float(value.double().mean())  # forgot to average: that costs in the check above
+        number = float(value.double().mean())
     if number is not None and number > 1:
-        number /= n  # counted instead of averaged: that costs in the check above
+        number /= n
     if number is None:
         pytest.fail("accuracy did not return something the grader can read as a number")
-    preds, targets = inputs["preds"], inputs["targets"]
-    at_half = ((preds > 0.5) == (targets == 1)).double().mean().item()
-    if abs(number - at_half) < 1e-6 and abs(at_half - as_number(reference.value("accuracy", "accuracy"))) > 1e-6:
-        pytest.fail("accuracy thresholds at 0.5: these are raw predictions (logits), not probabilities, so a 3 is any prediction above 0")
-    assert abs(number - as_number(reference.value("accuracy", "accuracy"))) < 1e-6, (
-        "accuracy does not match: compare (preds > 0) with (targets == 1) for each image and take the share that agree")
+    return number

@@ -123,10 +123,26 @@ def _accuracy_inputs():
     return {"xb": xb, "yb": torch.randint(0, 2, (40, 1), generator=g)}
 
 
+def _more_accuracy_inputs():
+    """Batches on which one accuracy cannot hide two mistakes that cancel."""
+    g = _generator(32)
+    on_half = torch.randn(12, 1, generator=g)
+    on_half[:5] = 0.0  # sigmoid(0) is exactly 0.5, the threshold the contract names: a 7, since only above 0.5 is a 3
+    return {
+        "on_half": {"xb": on_half, "yb": torch.tensor([0, 0, 0, 1, 0] + [1, 0, 1, 1, 0, 0, 1]).unsqueeze(1)},
+        "mostly_threes": {"xb": torch.rand(10, 1, generator=g) * 3 - 0.5, "yb": torch.ones(10, 1, dtype=torch.long)},
+        "near_minus_one": {"xb": torch.linspace(-1.9, -0.1, 10).unsqueeze(1), "yb": torch.tensor([0, 0, 0, 0, 0, 0, 1, 0, 0, 0]).unsqueeze(1)},
+    }
+
+
 def probe_batch_accuracy(run_cell):
-    inputs = _accuracy_inputs()
+    inputs, more = _accuracy_inputs(), _more_accuracy_inputs()
     ns = run_cell()
-    return {"inputs": lambda: inputs, "accuracy": lambda: _name(ns, "batch_accuracy")(inputs["xb"], inputs["yb"])}
+    thunks = {"inputs": lambda: inputs, "accuracy": lambda: _name(ns, "batch_accuracy")(inputs["xb"], inputs["yb"]),
+              "more_inputs": lambda: more}
+    for name, batch in more.items():
+        thunks[f"accuracy_{name}"] = lambda batch=batch: _name(ns, "batch_accuracy")(batch["xb"], batch["yb"])
+    return thunks
 
 
 def _labelled_batches(seed, model, sizes, right):

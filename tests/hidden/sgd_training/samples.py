@@ -48,6 +48,8 @@ SAMPLES = [
            hint="global lr"),
     Sample("no_learning_rate", "train_epoch", (("p.data -= p.grad*lr", "p.data -= p.grad"),), hint="without multiplying it by lr"),
     Sample("thresholds_logits_at_half", "batch_accuracy", (("preds = xb.sigmoid()", "preds = xb"),), hint="sigmoid"),
+    Sample("batch_accuracy_at_or_above_half", "batch_accuracy", (("(preds > 0.5)", "(preds >= 0.5)"),), hint="exactly on the threshold"),
+    Sample("batch_accuracy_all_sevens", "batch_accuracy", (("correct = (preds > 0.5) == yb", "correct = (preds > 2) == yb"),), hint="every image a 7"),
     Sample("batch_accuracy_counts", "batch_accuracy", (("correct.float().mean()", "correct.float().sum()"),), hint=".sum()"),
     Sample("validates_on_training_set", "validate_epoch", (("for xb, yb in valid_dl]", "for xb, yb in dl]"),), hint="training set"),
     Sample("optim_steps_up", "basic_optim", (("p.data -= p.grad.data * self.lr", "p.data += p.grad.data * self.lr"),), hint="up the gradient"),

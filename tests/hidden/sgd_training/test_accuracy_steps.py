@@ -25,24 +25,41 @@ def test_batch_accuracy_is_a_share(student):
 
 @pytest.mark.grade("batch_accuracy", points=1)
 def test_batch_accuracy_reads_a_sigmoid_above_half_as_a_three(student, reference):
-    """a prediction whose sigmoid is above 0.5 counts as a 3 (label 1)"""
-    value, n = accuracy_value(student)
-    number = as_number(value)
-    if number is None and isinstance(value, torch.Tensor) and value.numel() == n:
-        number = float(value.double().mean())  # not averaged: that costs in the check above
-    elif number is not None and number > 1:
-        number /= n  # counted: that costs in the check above
-    if number is None:
-        pytest.fail("batch_accuracy did not return something the grader can read as a number")
-    inputs = student.value("batch_accuracy", "inputs")
-    logits_at_half = ((inputs["xb"] > 0.5) == (inputs["yb"] == 1)).double().mean().item()
-    expected = as_number(reference.value("batch_accuracy", "accuracy"))
-    if abs(number - logits_at_half) < 1e-6:
+    """a prediction whose sigmoid is above 0.5 counts as a 3 (label 1), one of exactly 0.5 as a 7, on several batches"""
+    inputs, more = student.value("batch_accuracy", "inputs"), student.value("batch_accuracy", "more_inputs")
+    batches = {"accuracy": inputs, **{f"accuracy_{name}": batch for name, batch in more.items()}}
+    found = {name: share(student.value("batch_accuracy", name), len(batch["yb"])) for name, batch in batches.items()}
+    expected = {name: as_number(reference.value("batch_accuracy", name)) for name in batches}
+    if all(abs(found[n] - expected[n]) < 1e-6 for n in batches):
+        return
+
+    def matches(rule) -> bool:
+        return all(abs(found[n] - (rule(b["xb"]) == (b["yb"] == 1)).double().mean().item()) < 1e-6 for n, b in batches.items())
+
+    if matches(lambda xb: xb > 0.5):
         pytest.fail("batch_accuracy compares the raw predictions with 0.5: they are not probabilities yet. "
                     "Apply .sigmoid() first, then compare with 0.5")
-    assert abs(number - expected) < 1e-6, (
-        "batch_accuracy does not match: take xb.sigmoid(), call it a 3 where it is above 0.5, compare with yb, "
-        "and take the share that agree")
+    if matches(lambda xb: xb.sigmoid() >= 0.5):
+        pytest.fail("the prediction exactly on the threshold (a sigmoid of exactly 0.5) was counted as a 3: "
+                    "only above 0.5 is a 3 (use >, not >=)")
+    if matches(lambda xb: torch.zeros_like(xb, dtype=torch.bool)):
+        pytest.fail("batch_accuracy calls every image a 7: compare (xb.sigmoid() > 0.5) with yb for each image")
+    if matches(lambda xb: torch.ones_like(xb, dtype=torch.bool)):
+        pytest.fail("batch_accuracy calls every image a 3: compare (xb.sigmoid() > 0.5) with yb for each image")
+    pytest.fail("batch_accuracy does not match on every batch: take xb.sigmoid(), call it a 3 where it is above 0.5, "
+                "compare with yb, and take the share that agree")
+
+
+def share(value, n) -> float:
+    """The student's accuracy as a share; a count or an unaveraged tensor costs in the check above, not here."""
+    number = as_number(value)
+    if number is None and isinstance(value, torch.Tensor) and value.numel() == n:
+        number = float(value.double().mean())
+    elif number is not None and number > 1:
+        number /= n
+    if number is None:
+        pytest.fail("batch_accuracy did not return something the grader can read as a number")
+    return number
 
 
 def validation_value(student):

@@ -114,6 +114,9 @@ def test_run_trains_a_neural_net(student):
     net = student.value("net_run", "net")
     assert net["is_module"], f"net should be an nn.Sequential like seq_net; it is a {net['type']}"
     assert not net["affine"], "net is a linear model: put nn.ReLU() between its two linear layers, as in seq_net"
+    assert net.get("outputs") == [20, 1], (
+        f"net gives {net.get('outputs', ['?'])[-1]} numbers per image: it should give one prediction per image, so its "
+        "last layer is nn.Linear(30, 1)")
     assert net["trained"], "net is not the model your Learner trained: make learn = Learner(dls, net, ...) and call learn.fit"
 
 

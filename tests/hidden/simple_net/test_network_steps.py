@@ -97,6 +97,13 @@ def check_nonlinearity(inputs, preds, name, fix):
 def check_two_layers(inputs, preds, name, fix):
     if type(preds) is not torch.Tensor or preds.shape != (6, 1) or close(preds, two_layers(inputs, relu=False)):
         return  # costs in the checks above
+    expected = two_layers(inputs)
+    if close(preds, expected.clamp(min=0)) and not close(preds, expected):
+        pytest.fail(f"{name}'s negative predictions were turned into 0 (a ReLU after the last layer): the output is a raw "
+                    "score, negative for a 7; apply the ReLU between the layers only")
+    if close(preds, expected.abs()) and not close(preds, expected):
+        pytest.fail(f"{name}'s negative predictions were turned positive (abs after the last layer): the output is a raw "
+                    "score, negative for a 7; return it as the second layer gives it")
     assert close(preds, two_layers(inputs)), f"{name} does not compute the two layers with a ReLU between them: {fix}"
 
 
