@@ -105,7 +105,8 @@ def stop_kernels(signum=None, frame=None) -> None:
     os._exit(0)
 
 
-def serve(socket_path: str) -> None:
+def serve(socket_path: str, start_child=become_kernel) -> None:
+    """Fork a child for each request on socket_path, which runs start_child(request) and exits."""
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(socket_path)
     server.listen(64)  # listening before the imports: early requests wait in the backlog, not fail
@@ -128,7 +129,7 @@ def serve(socket_path: str) -> None:
                 try:
                     server.close()
                     conn.close()
-                    become_kernel(request)
+                    start_child(request)
                 finally:
                     os._exit(0)
             _kernels.add(pid)

@@ -93,8 +93,14 @@ def sandbox_plan(config) -> tuple[bool, str]:
     cgroups = "pids and memory cgroups" if len(probe.folders) == 2 else "pids cgroup" if probe.limits_processes else \
         "no cgroups (this machine does not let coursekit make them: a fork bomb is not contained)"
     probe.remove()
-    return True, (f"sandbox: bubblewrap; each kernel runs as uid {SANDBOX_UID} in its own user, PID, mount and network "
+    from .fork_sandbox import fork_sandbox_problem
+
+    nesting = fork_sandbox_problem()
+    start = ("forked from one server with torch imported, itself in a bubblewrap sandbox" if nesting is None else
+             f"a new bwrap process importing torch (the fork server's mode is not available: {nesting})")
+    return True, (f"sandbox: bubblewrap; each kernel runs as uid {SANDBOX_UID} in its own user, PID, mount, IPC and network "
                   f"namespaces and sees only its own copy of the submission, with Python and the data read-only; "
+                  f"each kernel is {start}; "
                   f"limits: {limits.memory_mb} MiB address space, {limits.max_processes} processes ({cgroups}), "
                   f"{limits.disk_mb} MiB of files written")
 
