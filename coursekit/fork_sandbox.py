@@ -39,7 +39,6 @@ kernel by killing its PID 1; interrupts go by message.
 """
 from __future__ import annotations
 
-import atexit
 import functools
 import json
 import os
@@ -51,19 +50,15 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 import uuid
 from pathlib import Path
 
-from jupyter_client.manager import AsyncKernelManager
-
 from . import sandbox_disk
-from .kernels import ForkedKernelProvisioner, become_kernel, serve
-from .sandbox import (PASSED_ENV, SANDBOX_UID, KernelCgroups, Sandbox, bwrap_problem, prepare_home, readable_paths,
-                      sockets_parent)
+from .kernels import ForkedKernelProvisioner, ForkServer, become_kernel, running_fork_server, serve
+from .sandbox import (BWRAP_READ_ONLY_ROOT, KernelCgroups, SandboxedKernelManager, bwrap_common_argv, bwrap_problem,
+                      command_problem, kernel_env, sockets_parent)
 
-SHARED_SERVER_ENV = "COURSEKIT_SANDBOXED_FORK_SERVER"  # a run folder: use that server instead of starting one
+SHARED_SERVER_ENV = "COURSEKIT_SANDBOXED_FORK_SERVER"  # a socket: use that server instead of starting one
 READY_TIMEOUT = 120  # seconds a kernel may take to be ready: the first waits for the server's imports
 # The kernel's problems before student code runs, as the grader reads them; set through an environment variable in
 # the isolation tests only, to show that each test fails without that isolation (never in course_config.py).
@@ -73,18 +68,9 @@ SKIP_ISOLATION_ENV = "COURSEKIT_TEST_SKIP_ISOLATION"
 def server_bwrap_argv(run_dir: str) -> list[str]:
     """The bubblewrap command for the server: as a kernel's used to be (sandbox.bwrap_argv), with the run folder
     bound and nothing of the course."""
-    from .data import mnist_sample_path
-
-    argv = ["bwrap", "--unshare-all", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
-            "--die-with-parent", "--new-session", "--clearenv",
-            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-    for path in readable_paths():
-        argv += ["--ro-bind", path, path]
-    argv += ["--bind", run_dir, run_dir, "--chdir", "/"]
-    # each kernel's mount points; then bwrap's own root and /dev, tmpfs without a size, are made read-only
-    argv += ["--dir", f"{sandbox_disk.STAGE}/limited", "--dir", f"{sandbox_disk.STAGE}/run", "--remount-ro", "/", "--remount-ro", "/dev"]
-    env = {"HOME": "/", "PATH": f"{sys.prefix}/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
-           "COURSEKIT_MNIST_SAMPLE": str(mnist_sample_path()), "PYTHONDONTWRITEBYTECODE": "1"}
+    argv = [*bwrap_common_argv(), "--bind", run_dir, run_dir, "--chdir", "/", *BWRAP_READ_ONLY_ROOT]
+    env = kernel_env("/", {})
+    del env["MPLCONFIGDIR"]  # each kernel gets its own home, and matplotlib's folder in it
     for name, value in env.items():
         argv += ["--setenv", name, value]
     return argv
@@ -104,13 +90,8 @@ def fork_sandbox_problem() -> str | None:
         return bwrap_problem()
     with tempfile.TemporaryDirectory(prefix="ck-", dir=sockets_parent()) as run_dir:
         argv = [*server_bwrap_argv(run_dir), sys.executable, "-I", "-S", sandbox_disk.__file__, "--probe-forked-namespaces"]
-        try:
-            probe = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return f"the check of nested namespaces could not run: {exc}"
-    if probe.returncode != 0:
-        return f"a process forked inside bwrap cannot make namespaces of its own: {probe.stderr.strip()[:200]}"
-    return None
+        return command_problem(argv, "the check of nested namespaces could not run",
+                               "a process forked inside bwrap cannot make namespaces of its own")
 
 
 # ---------------------------------------------------------------- server side (inside bwrap)
@@ -173,37 +154,22 @@ def be_pid_one(ready: socket.socket, request: dict, skipped: set) -> None:
 
 
 # ---------------------------------------------------------------- grader side
-class SandboxedForkServer:
-    """The fork server in its bubblewrap sandbox: started by this process, or one that another started (run_dir)."""
+class SandboxedForkServer(ForkServer):
+    """The fork server in its bubblewrap sandbox: started by this process, or one that another started (socket_path).
+    Its folder is the run folder shared with the grader."""
 
-    def __init__(self, run_dir: str | None = None):
-        self.process = None
-        if run_dir:
-            self.folder = run_dir
-        else:
-            # short (ipc socket paths have a 107-byte limit), in memory, root's alone
-            self.folder = tempfile.mkdtemp(prefix="ck-", dir=sockets_parent())
-            code = f"import sys; sys.path.insert(0, {kit_parent()!r}); from coursekit.fork_sandbox import main; main()"
-            # -Xfrozen_modules=off, as in the python3 kernelspec: the debugger that ipykernel loads asks for it
-            self.process = subprocess.Popen([*server_bwrap_argv(self.folder), sys.executable, "-Xfrozen_modules=off", "-c", code,
-                                             self.socket_path], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-        self.lock = threading.Lock()
+    shared_env = SHARED_SERVER_ENV
 
-    @property
-    def socket_path(self) -> str:
-        return os.path.join(self.folder, "fork.sock")
+    def make_folder(self) -> str:
+        # short (ipc socket paths have a 107-byte limit), in memory, root's alone
+        return tempfile.mkdtemp(prefix="ck-", dir=sockets_parent())
 
-    def alive(self) -> bool:
-        return self.process.poll() is None if self.process else os.path.exists(self.socket_path)
+    def server_command(self, socket_path: str) -> list[str]:
+        # the kit's folder first on sys.path: an editable install's .pth may name the repository, not bound here
+        code = f"import sys; sys.path.insert(0, {kit_parent()!r}); from coursekit.fork_sandbox import main; main()"
+        return [*server_bwrap_argv(os.path.dirname(socket_path)), sys.executable, "-Xfrozen_modules=off", "-c", code, socket_path]
 
-    def new_kernel_folder(self, workdir: str) -> str:
-        """The kernel's staging folder: a copy of its working folder (the submission) and a home."""
-        folder = os.path.join(self.folder, f"k{uuid.uuid4().hex[:12]}")
-        shutil.copytree(workdir, os.path.join(folder, "work"), symlinks=True)
-        prepare_home(Path(folder, "home"))
-        return folder
-
-    def fork_kernel(self, request: dict) -> int:
+    def fork_kernel(self, request: dict) -> int:  # type: ignore[override]  # its request carries the sandbox's limits
         """Start one kernel; its PID 1 as this process sees it, once it is in its cgroups (request["cgroups"]) and
         about to fork the kernel."""
         cgroups: KernelCgroups = request.pop("cgroups")
@@ -213,7 +179,7 @@ class SandboxedForkServer:
             listener.listen(1)
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
             try:
-                self._send(dict(request, ready=ready_path))
+                self.request(dict(request, ready=ready_path))
                 listener.settimeout(READY_TIMEOUT)
                 try:
                     conn, _ = listener.accept()
@@ -233,63 +199,13 @@ class SandboxedForkServer:
                 if pid is None or not reply.get("ready"):
                     raise RuntimeError(f"kernel in {request['folder']}: its PID 1 did not say it was ready (got {message[:100]!r})")
                 try:
-                    for folder in cgroups.folders:  # before any student code: the kernel is forked from this process
+                    for folder in cgroups.folders:  # before any student code: PID 1 forks the kernel after "go"
                         (folder / "cgroup.procs").write_text(str(pid))
                 except OSError as exc:
                     os.kill(pid, signal.SIGKILL)
                     raise RuntimeError(f"kernel in {request['folder']}: could not move it into its cgroup: {exc}") from exc
                 conn.sendall(b"go")
         return pid
-
-    def _send(self, request: dict) -> None:
-        deadline = time.monotonic() + 60
-        while not os.path.exists(self.socket_path):  # a server started a moment ago binds its socket first thing
-            if self.process and self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the sandboxed kernel fork server did not start (exit code {self.process and self.process.poll()}); "
-                                   f"try: {' '.join(server_bwrap_argv(self.folder)[:6])} ... python -c 'import coursekit.fork_sandbox'")
-            time.sleep(0.02)
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-            conn.settimeout(READY_TIMEOUT)
-            conn.connect(self.socket_path)
-            conn.sendall((json.dumps(request) + "\n").encode())
-            if not conn.makefile("r").readline():
-                raise RuntimeError(f"the sandboxed kernel fork server ({self.socket_path}) closed the connection without forking")
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()  # bwrap passes it on; when the server ends, every kernel in its sandbox ends
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-
-_server: SandboxedForkServer | None = None
-_server_lock = threading.Lock()
-
-
-def running_sandboxed_fork_server() -> SandboxedForkServer:
-    """The sandboxed fork server this process uses: the shared one named in COURSEKIT_SANDBOXED_FORK_SERVER
-    (started by LocalWorkers for all its worker processes), or its own, started on first use."""
-    global _server
-    with _server_lock:
-        if _server is None or not _server.alive():
-            shared = os.environ.pop(SHARED_SERVER_ENV, None) if _server is None else None  # once gone, start our own
-            _server = SandboxedForkServer(shared)
-            atexit.register(_server.stop)
-        return _server
-
-
-def kernel_env(home: str, passed_env: dict) -> dict:
-    """The kernel's whole environment (sandbox.bwrap_argv's): nothing of the grader's but PASSED_ENV."""
-    from .data import mnist_sample_path
-
-    return {"HOME": home, "MPLCONFIGDIR": f"{home}/.config/matplotlib", "PATH": f"{sys.prefix}/bin:/usr/bin:/bin",
-            "LANG": "C.UTF-8", "COURSEKIT_MNIST_SAMPLE": str(mnist_sample_path()), "PYTHONDONTWRITEBYTECODE": "1",
-            **{name: value for name, value in passed_env.items() if name in PASSED_ENV}}
 
 
 class SandboxedForkProvisioner(ForkedKernelProvisioner):
@@ -303,7 +219,9 @@ class SandboxedForkProvisioner(ForkedKernelProvisioner):
         km = self.parent
         limits = km.sandbox
         argv = cmd[cmd.index("ipykernel_launcher") + 1:]
-        folder = km.kernel_folder
+        folder = km.run_dir
+        # the kernel's working folder: a copy of the submission, copied again onto its size-limited tmpfs inside
+        shutil.copytree(Path(kwargs.get("cwd") or os.getcwd()).resolve(), f"{folder}/work", symlinks=True, dirs_exist_ok=True)
         self.cgroups = KernelCgroups(f"k{uuid.uuid4().hex[:16]}", limits)
         skipped = [part for part in os.environ.get(SKIP_ISOLATION_ENV, "").split(",") if part]
         request = {"argv": argv, "cwd": f"{folder}/work", "env": kernel_env(f"{folder}/home", kwargs.get("env") or {}),
@@ -331,37 +249,17 @@ class SandboxedForkProvisioner(ForkedKernelProvisioner):
             self.cgroups.remove()
 
 
-class SandboxedForkKernelManager(AsyncKernelManager):
+class SandboxedForkKernelManager(SandboxedKernelManager):
     """An AsyncKernelManager whose kernels are forked from the sandboxed fork server, over ipc sockets in the
-    kernel's own staging folder (the one folder of the run folder that the kernel sees)."""
+    kernel's own staging folder (run_dir: the one folder of the server's run folder that the kernel sees)."""
 
-    def __init__(self, **kwargs):
-        kwargs["transport"] = "ipc"
-        super().__init__(**kwargs)
-        self.sandbox = Sandbox(parent=self)
-        self.server = running_sandboxed_fork_server()
-        self.kernel_folder = None
-        self.connection_file = ""  # set in _async_pre_start_kernel, where the working folder is known
+    provisioner_class = SandboxedForkProvisioner
 
-    async def _async_pre_start_kernel(self, **kw):
-        # a signal to PID 1 of the kernel's namespace would end it: interrupts are asked by message
-        self.kernel_spec.interrupt_mode = "message"
-        workdir = str(Path(kw.get("cwd") or os.getcwd()).resolve())
-        if self.kernel_folder is None:
-            self.kernel_folder = self.server.new_kernel_folder(workdir)
-            self.ip = os.path.join(self.kernel_folder, "k")
-            self.connection_file = os.path.join(self.kernel_folder, "connection.json")
-        if self.provisioner is None:
-            self.kernel_id = self.kernel_id or kw.pop("kernel_id", str(uuid.uuid4()))
-            self.provisioner = SandboxedForkProvisioner(kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self)
-        return await super()._async_pre_start_kernel(**kw)
-
-    async def _async_cleanup_resources(self, restart: bool = False) -> None:
-        await super()._async_cleanup_resources(restart=restart)
-        if not restart and self.kernel_folder:
-            shutil.rmtree(self.kernel_folder, ignore_errors=True)
-
-    cleanup_resources = _async_cleanup_resources
+    def make_run_dir(self) -> str:
+        self.server = running_fork_server(SandboxedForkServer)
+        folder = os.path.join(self.server.folder, f"k{uuid.uuid4().hex[:12]}")
+        os.mkdir(folder)
+        return folder
 
 
 def main() -> None:

@@ -60,13 +60,18 @@ def bwrap_problem() -> str | None:
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         return "bubblewrap (bwrap) is not installed; on Debian or Ubuntu: apt-get install bubblewrap"
+    return command_problem([bwrap, "--unshare-all", "--uid", str(SANDBOX_UID), "--ro-bind", "/", "/", "true"],
+                           "bwrap could not run", "bwrap cannot make namespaces here")
+
+
+def command_problem(argv: list[str], cannot_run: str, failed: str) -> str | None:
+    """None when a check's command exits 0; else the words for why not, with the start of what it said."""
     try:
-        probe = subprocess.run([bwrap, "--unshare-all", "--uid", str(SANDBOX_UID), "--ro-bind", "/", "/", "true"],
-                               capture_output=True, text=True, timeout=30)
+        probe = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"bwrap could not run: {exc}"
+        return f"{cannot_run}: {exc}"
     if probe.returncode != 0:
-        return f"bwrap cannot make namespaces here: {probe.stderr.strip()[:200]}"
+        return f"{failed}: {probe.stderr.strip()[:200]}"
     return None
 
 
@@ -134,25 +139,38 @@ def prepare_home(folder: Path) -> None:
 PASSED_ENV = ("NBGRADER_EXECUTION", "NBGRADER_VALIDATING")  # what nbgrader tells a kernel; nothing else of the grader's env
 
 
-def bwrap_argv(workdir: str, run_dir: str, home: str, passed_env: dict | None = None) -> list[str]:
-    """The bubblewrap command a kernel's own command is appended to."""
-    from coursekit.data import mnist_sample_path
-
+def bwrap_common_argv() -> list[str]:
+    """What every bubblewrap sandbox here starts with: all namespaces new, uid 1000, an empty environment,
+    what a kernel needs to read, read-only."""
     argv = ["bwrap", "--unshare-all", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
             "--die-with-parent", "--new-session", "--clearenv",
             "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     for path in readable_paths():
         argv += ["--ro-bind", path, path]
+    return argv
+
+
+# The mount points sandbox_disk.py uses; then bwrap's own root and /dev, tmpfs without a size, are made read-only
+BWRAP_READ_ONLY_ROOT = ["--dir", "/.coursekit/limited", "--dir", "/.coursekit/run", "--remount-ro", "/", "--remount-ro", "/dev"]
+
+
+def bwrap_argv(workdir: str, run_dir: str, home: str, passed_env: dict | None = None) -> list[str]:
+    """The bubblewrap command a kernel's own command is appended to."""
+    argv = bwrap_common_argv()
     # run_dir holds the connection file, the ipc sockets and the private home
-    argv += ["--bind", run_dir, run_dir, "--bind", workdir, workdir, "--chdir", workdir]
-    # bwrap's own root and /dev are tmpfs without a size: nothing may be written there
-    argv += ["--dir", "/.coursekit/limited", "--dir", "/.coursekit/run", "--remount-ro", "/", "--remount-ro", "/dev"]
-    env = {"HOME": home, "MPLCONFIGDIR": f"{home}/.config/matplotlib", "PATH": f"{sys.prefix}/bin:/usr/bin:/bin",
-           "LANG": "C.UTF-8", "COURSEKIT_MNIST_SAMPLE": str(mnist_sample_path()), "PYTHONDONTWRITEBYTECODE": "1",
-           **{name: value for name, value in (passed_env or {}).items() if name in PASSED_ENV}}
-    for name, value in env.items():
+    argv += ["--bind", run_dir, run_dir, "--bind", workdir, workdir, "--chdir", workdir, *BWRAP_READ_ONLY_ROOT]
+    for name, value in kernel_env(home, passed_env or {}).items():
         argv += ["--setenv", name, value]
     return argv
+
+
+def kernel_env(home: str, passed_env: dict) -> dict:
+    """A sandboxed kernel's whole environment: nothing of the grader's but PASSED_ENV."""
+    from coursekit.data import mnist_sample_path
+
+    return {"HOME": home, "MPLCONFIGDIR": f"{home}/.config/matplotlib", "PATH": f"{sys.prefix}/bin:/usr/bin:/bin",
+            "LANG": "C.UTF-8", "COURSEKIT_MNIST_SAMPLE": str(mnist_sample_path()), "PYTHONDONTWRITEBYTECODE": "1",
+            **{name: value for name, value in passed_env.items() if name in PASSED_ENV}}
 
 
 def disk_limit_argv(limits: "Sandbox", workdir: str, run_dir: str, home: str) -> list[str]:
@@ -286,22 +304,29 @@ class SandboxedProvisioner(LocalProvisioner):
 class SandboxedKernelManager(AsyncKernelManager):
     """An AsyncKernelManager whose kernels run in bubblewrap, over ipc sockets in a folder bound into the sandbox."""
 
+    provisioner_class = SandboxedProvisioner
+
     def __init__(self, **kwargs):
         kwargs["transport"] = "ipc"
         super().__init__(**kwargs)
         self.sandbox = Sandbox(parent=self)
-        self.run_dir = tempfile.mkdtemp(prefix="coursekit-kernel-", dir=sockets_parent())
+        self.run_dir = self.make_run_dir()
         self.home = os.path.join(self.run_dir, "home")
         prepare_home(Path(self.home))
         self.ip = os.path.join(self.run_dir, "k")
         self.connection_file = os.path.join(self.run_dir, "connection.json")
 
+    def make_run_dir(self) -> str:
+        """The kernel's own folder for its connection file, ipc sockets and home, shared with the grader."""
+        return tempfile.mkdtemp(prefix="coursekit-kernel-", dir=sockets_parent())
+
     async def _async_pre_start_kernel(self, **kw):
-        # a signal to bwrap does not reach the kernel in its own session and PID namespace: ask it by message
+        # a signal to bwrap (or to PID 1 of the kernel's namespace) does not reach the kernel in its own session and
+        # PID namespace, or ends it: ask it by message
         self.kernel_spec.interrupt_mode = "message"
         if self.provisioner is None:
             self.kernel_id = self.kernel_id or kw.pop("kernel_id", str(uuid.uuid4()))
-            self.provisioner = SandboxedProvisioner(kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self)
+            self.provisioner = self.provisioner_class(kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self)
         return await super()._async_pre_start_kernel(**kw)
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from coursekit import fork_sandbox
-from coursekit.fork_sandbox import SandboxedForkKernelManager, fork_sandbox_problem
+from coursekit.fork_sandbox import SandboxedForkKernelManager, SandboxedForkServer, fork_sandbox_problem
+from coursekit.kernels import running_fork_server
 
 pytestmark = pytest.mark.skipif(bool(fork_sandbox_problem()), reason=f"no sandboxed fork server here: {fork_sandbox_problem()}")
 
@@ -50,7 +50,7 @@ class Kernel:
 
     @property
     def workdir(self) -> str:
-        return f"{self.km.kernel_folder}/work"
+        return f"{self.km.run_dir}/work"
 
     def stop(self):
         self.kc.stop_channels()
@@ -65,7 +65,7 @@ def namespace_pids(pid: int) -> list[int]:
 
 def server_python_pid() -> int:
     """The server's Python process (inside bwrap), as this process sees it."""
-    pending, found = [fork_sandbox.running_sandboxed_fork_server().process.pid], []
+    pending, found = [running_fork_server(SandboxedForkServer).process.pid], []
     while pending:
         pid = pending.pop()
         command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -112,13 +112,13 @@ def test_kernels_cannot_read_each_others_files_or_tmp(kernels):
     a.run("import os\nfor folder in ('.', '/tmp', os.environ['HOME'], '/dev/shm'):\n"
           "    open(os.path.join(folder, 'secret_of_a'), 'w').write('a secret')")
     reads = b.run(f"import os\nfor path in ({a.workdir + '/secret_of_a'!r}, {a.workdir + '/handed_in.txt'!r}, "
-                  f"'/tmp/secret_of_a', '/dev/shm/secret_of_a', {a.km.kernel_folder + '/home/secret_of_a'!r}):\n"
+                  f"'/tmp/secret_of_a', '/dev/shm/secret_of_a', {a.km.run_dir + '/home/secret_of_a'!r}):\n"
                   "    try:\n        print(path, open(path).read())\n    except OSError as exc:\n        print(path, type(exc).__name__)\n"
                   "print(sorted(os.listdir(os.path.dirname(os.path.dirname(os.getcwd())))))")
     assert "a secret" not in reads and "the files of a" not in reads, reads
     assert reads.count("FileNotFoundError") == 5, reads
     # in the shared run folder, b sees its own staging folder alone: not a's, not the server's socket
-    assert reads.splitlines()[-1] == repr([os.path.basename(b.km.kernel_folder)]), reads
+    assert reads.splitlines()[-1] == repr([os.path.basename(b.km.run_dir)]), reads
 
 
 def own_tasks(kernel: Kernel) -> set[int]:
@@ -141,7 +141,7 @@ def test_kernels_cannot_signal_each_other_or_the_server(kernels):
                                  "        os.kill(pid, 0)\n        found.append(pid)\n    except OSError:\n        pass\n"
                                  "print(json.dumps(found))"))
     assert reachable and set(reachable) <= own_tasks(b), (reachable, own_tasks(b))
-    server = fork_sandbox.running_sandboxed_fork_server()
+    server = running_fork_server(SandboxedForkServer)
     b.run("import os, signal\nos.kill(1, signal.SIGTERM)\nos.kill(-1, signal.SIGKILL)")  # -1: all but itself and PID 1
     assert a.run("print('a lives')") == "a lives\n"
     assert server.alive() and Path(f"/proc/{server_python_pid()}").exists()
