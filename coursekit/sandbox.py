@@ -1,5 +1,9 @@
 """Kernels that run a student's code in a sandbox, with limits.
 
+Where a process inside bubblewrap can make namespaces of its own (fork_sandbox.fork_sandbox_problem), kernels are
+forked from a server in one bubblewrap sandbox (fork_sandbox.py), with the same isolation and limits as below. This
+module is the settings, the cgroups and the checks they share, and the fallback described here:
+
 With bubblewrap (`bwrap`) each kernel is a new process in namespaces of its
 own: user (it runs as uid 1000, without capabilities), PID (it sees only its
 own processes, and its "parent" is the sandbox's init), mount (it sees the
