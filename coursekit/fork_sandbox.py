@@ -29,6 +29,12 @@ For each request the server forks a child, which, before any student code:
    kernels.become_kernel does (fresh seeds). PID 1 only reaps, and exits with the
    kernel: everything left in the namespace dies with it.
 
+Each kernel keeps the server's hash seed (str hashes, set order): a running
+interpreter cannot take a new one, and no grading outcome depends on it.
+A kernel can see in /proc that the other kernels exist (a fresh /proc cannot be
+mounted below bubblewrap's, whose parts it covers), not their files, memory or
+environment: each is in a user namespace of its own.
+
 So two kernels of one run cannot see each other's files (mount namespaces), name
 each other's processes (PID namespaces) or meet on a loopback or abstract socket
 (network namespaces), and no kernel can signal the server. The grader kills a
@@ -128,7 +134,7 @@ def be_pid_one(ready: socket.socket, request: dict, skipped: set) -> None:
     """PID 1 of the kernel's PID namespace: get placed by the grader, then fork the kernel and reap."""
     if "proc" not in skipped:
         sandbox_disk.mount_fresh_proc()
-    # the credentials the kernel attaches (and checks) carry our pid as the grader sees it
+    # Linux checks these credentials and gives the grader our pid as numbered in the grader's PID namespace
     credentials = struct.pack("3i", os.getpid(), os.getuid(), os.getgid())
     ready.sendmsg([b'{"ready": true}\n'], [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS, credentials)])
     if ready.recv(16) != b"go":  # the grader gave up on this kernel
