@@ -26,6 +26,7 @@ from traitlets import Bool, Integer, Unicode
 
 from . import probe_runtime
 from .clean import LIMIT_NOTE
+from .fork_sandbox import SandboxedForkKernelManager, fork_sandbox_problem
 from .kernels import ForkedKernelManager
 from .sandbox import Sandbox, SandboxedKernelManager, use_bwrap
 
@@ -113,7 +114,8 @@ class ExecuteAndProbe(Execute):
         self.sandbox = sandbox = Sandbox(parent=self)  # read once: the limits named in hints come from here too
         sandboxed = use_bwrap(sandbox.mode)
         if sandboxed:
-            self.kernel_manager_class = SandboxedKernelManager
+            # forked from the sandboxed server where this machine allows nested namespaces; else a bwrap process each
+            self.kernel_manager_class = SandboxedForkKernelManager if fork_sandbox_problem() is None else SandboxedKernelManager
         elif self.fork_kernels:
             self.kernel_manager_class = ForkedKernelManager
         self.reset_execution_trackers()

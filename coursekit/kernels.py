@@ -20,6 +20,7 @@ import atexit
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -105,7 +106,8 @@ def stop_kernels(signum=None, frame=None) -> None:
     os._exit(0)
 
 
-def serve(socket_path: str) -> None:
+def serve(socket_path: str, start_child=become_kernel) -> None:
+    """Fork a child for each request on socket_path, which runs start_child(request) and exits."""
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(socket_path)
     server.listen(64)  # listening before the imports: early requests wait in the backlog, not fail
@@ -128,7 +130,7 @@ def serve(socket_path: str) -> None:
                 try:
                     server.close()
                     conn.close()
-                    become_kernel(request)
+                    start_child(request)
                 finally:
                     os._exit(0)
             _kernels.add(pid)
@@ -140,34 +142,46 @@ def serve(socket_path: str) -> None:
 class ForkServer:
     """A fork server: started by this process, or one that another process started (socket_path)."""
 
+    shared_env = SHARED_SERVER_ENV  # how LocalWorkers names the server it started to its worker processes
+
     def __init__(self, socket_path: str | None = None):
         self.process = None
         if socket_path:
             self.socket_path = socket_path
         else:
-            self.socket_path = os.path.join(tempfile.mkdtemp(prefix="ck-"), "fork.sock")  # short: the limit is 107 bytes
-            # -Xfrozen_modules=off, as in the python3 kernelspec: the debugger that ipykernel loads asks for it
-            self.process = subprocess.Popen([sys.executable, "-Xfrozen_modules=off", "-m", "coursekit.kernels", self.socket_path],
-                                            stdin=subprocess.DEVNULL)
+            self.socket_path = os.path.join(self.make_folder(), "fork.sock")  # short: the limit is 107 bytes
+            self.process = subprocess.Popen(self.server_command(self.socket_path), stdin=subprocess.DEVNULL)
         self.folder = os.path.dirname(self.socket_path)
+
+    def make_folder(self) -> str:
+        return tempfile.mkdtemp(prefix="ck-")
+
+    def server_command(self, socket_path: str) -> list[str]:
+        # -Xfrozen_modules=off, as in the python3 kernelspec: the debugger that ipykernel loads asks for it
+        return [sys.executable, "-Xfrozen_modules=off", "-m", "coursekit.kernels", socket_path]
 
     def alive(self) -> bool:
         return self.process.poll() is None if self.process else os.path.exists(self.socket_path)
 
     def fork_kernel(self, argv: list[str], cwd: str, env: dict) -> int:
+        return self.request({"argv": argv, "cwd": cwd, "env": dict(env)})["pid"]
+
+    def request(self, request: dict) -> dict:
+        """Send the server one request (one kernel) and return its reply: the pid of the child it forked."""
         deadline = time.monotonic() + 60
         while not os.path.exists(self.socket_path):  # a server started a moment ago binds its socket first thing
             if not self.alive() and self.process or time.monotonic() > deadline:
-                raise RuntimeError(f"the kernel fork server did not start (exit code {self.process and self.process.poll()})")
+                raise RuntimeError(f"the kernel fork server ({' '.join(self.server_command(self.socket_path))[-200:]}) "
+                                   f"did not start (exit code {self.process and self.process.poll()})")
             time.sleep(0.02)
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
             conn.settimeout(120)  # the first request waits for the server's imports
             conn.connect(self.socket_path)
-            conn.sendall((json.dumps({"argv": argv, "cwd": cwd, "env": dict(env)}) + "\n").encode())
+            conn.sendall((json.dumps(request) + "\n").encode())
             reply = conn.makefile("r").readline()
         if not reply:
-            raise RuntimeError("the kernel fork server closed the connection without starting a kernel")
-        return json.loads(reply)["pid"]
+            raise RuntimeError(f"the kernel fork server ({self.socket_path}) closed the connection without starting a kernel")
+        return json.loads(reply)
 
     def stop(self) -> None:
         if self.process is None:
@@ -178,40 +192,36 @@ class ForkServer:
                 self.process.wait(5)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-        for name in os.listdir(self.folder):
-            os.unlink(os.path.join(self.folder, name))
-        os.rmdir(self.folder)
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
-_server: ForkServer | None = None
+_servers: dict[type, ForkServer] = {}  # the fork server of each kind this process uses
 _server_lock = threading.Lock()
 
 
-def running_fork_server() -> ForkServer:
-    """The fork server this process uses: the shared one named in COURSEKIT_FORK_SERVER, or its own,
-    started on first use and stopped when the process exits."""
-    global _server
+def running_fork_server(kind: type[ForkServer] | None = None, fresh: bool = False) -> ForkServer:
+    """The fork server of this kind (ForkServer, or fork_sandbox.SandboxedForkServer) this process uses: the shared
+    one named in the kind's shared_env (started by LocalWorkers for its worker processes), or its own, started on
+    first use (or now, if fresh) and stopped when the process exits."""
+    kind = kind or ForkServer
     with _server_lock:
-        if _server is None or not _server.alive():
-            shared = os.environ.pop(SHARED_SERVER_ENV, None) if _server is None else None  # once gone, start our own
-            _server = ForkServer(shared)
-            atexit.register(_server.stop)
-        return _server
+        server = _servers.get(kind)
+        if fresh or server is None or not server.alive():
+            shared = os.environ.pop(kind.shared_env, None) if server is None and not fresh else None  # once gone, start our own
+            server = _servers[kind] = kind(shared)
+            atexit.register(server.stop)
+        return server
 
 
 def fork_kernel(argv: list[str], cwd: str, env: dict) -> int:
     """A new kernel's pid; if a shared fork server has gone away, this process starts its own and tries again."""
-    global _server
     server = running_fork_server()
     try:
         return server.fork_kernel(argv, cwd, env)
     except (OSError, RuntimeError):
         if server.process is not None:
             raise
-        with _server_lock:
-            _server = ForkServer()
-            atexit.register(_server.stop)
-        return _server.fork_kernel(argv, cwd, env)
+        return running_fork_server(fresh=True).fork_kernel(argv, cwd, env)
 
 
 class ForkedKernelProvisioner(LocalProvisioner):

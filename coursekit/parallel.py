@@ -250,18 +250,25 @@ class LocalWorkers:
     THREADS_PER_PROCESS = 4
 
     def __init__(self, count: int, fork_server: bool = True):
-        from .kernels import SHARED_SERVER_ENV, ForkServer
+        from . import fork_sandbox
+        from .kernels import ForkServer
 
         self.count = count
         # one fork server for all local workers: torch is imported once per run, not once per worker.
-        # Sandboxed kernels are new processes instead, so then there is none.
-        self.fork_server = ForkServer() if fork_server else None
+        # Sandboxed kernels come from a fork server in its own sandbox where nested namespaces work, else
+        # each is a new bwrap process, and then there is no server.
+        if fork_server:
+            self.fork_server = ForkServer()
+        elif fork_sandbox.fork_sandbox_problem() is None:
+            self.fork_server = fork_sandbox.SandboxedForkServer()
+        else:
+            self.fork_server = None
         processes = -(-count // self.THREADS_PER_PROCESS)
         self.workers, self.pending, self.lock = [], {}, threading.Lock()
         self.job_ids = iter(range(1, 1 << 62))
         context = multiprocessing.get_context("spawn")  # not fork: this process has threads and open databases
         if self.fork_server:
-            os.environ[SHARED_SERVER_ENV] = self.fork_server.socket_path
+            os.environ[self.fork_server.shared_env] = self.fork_server.socket_path
         try:
             for index in range(processes):
                 threads = count // processes + (index < count % processes)
@@ -273,7 +280,8 @@ class LocalWorkers:
                 self.workers.append(worker)
                 threading.Thread(target=self._receive, args=(worker,), daemon=True).start()
         finally:
-            os.environ.pop(SHARED_SERVER_ENV, None)
+            if self.fork_server:
+                os.environ.pop(self.fork_server.shared_env, None)
 
     def _receive(self, worker: dict) -> None:
         while True:

@@ -1,5 +1,9 @@
 """Kernels that run a student's code in a sandbox, with limits.
 
+Where a process inside bubblewrap can make namespaces of its own (fork_sandbox.fork_sandbox_problem), kernels are
+forked from a server in one bubblewrap sandbox (fork_sandbox.py), with the same isolation and limits as below. This
+module is the settings, the cgroups and the checks they share, and the fallback described here:
+
 With bubblewrap (`bwrap`) each kernel is a new process in namespaces of its
 own: user (it runs as uid 1000, without capabilities), PID (it sees only its
 own processes, and its "parent" is the sandbox's init), mount (it sees the
@@ -60,13 +64,18 @@ def bwrap_problem() -> str | None:
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         return "bubblewrap (bwrap) is not installed; on Debian or Ubuntu: apt-get install bubblewrap"
+    return command_problem([bwrap, "--unshare-all", "--uid", str(SANDBOX_UID), "--ro-bind", "/", "/", "true"],
+                           "bwrap could not run", "bwrap cannot make namespaces here")
+
+
+def command_problem(argv: list[str], cannot_run: str, failed: str) -> str | None:
+    """None when a check's command exits 0; else the words for why not, with the start of what it said."""
     try:
-        probe = subprocess.run([bwrap, "--unshare-all", "--uid", str(SANDBOX_UID), "--ro-bind", "/", "/", "true"],
-                               capture_output=True, text=True, timeout=30)
+        probe = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"bwrap could not run: {exc}"
+        return f"{cannot_run}: {exc}"
     if probe.returncode != 0:
-        return f"bwrap cannot make namespaces here: {probe.stderr.strip()[:200]}"
+        return f"{failed}: {probe.stderr.strip()[:200]}"
     return None
 
 
@@ -93,8 +102,14 @@ def sandbox_plan(config) -> tuple[bool, str]:
     cgroups = "pids and memory cgroups" if len(probe.folders) == 2 else "pids cgroup" if probe.limits_processes else \
         "no cgroups (this machine does not let coursekit make them: a fork bomb is not contained)"
     probe.remove()
-    return True, (f"sandbox: bubblewrap; each kernel runs as uid {SANDBOX_UID} in its own user, PID, mount and network "
+    from .fork_sandbox import fork_sandbox_problem
+
+    nesting = fork_sandbox_problem()
+    start = ("forked from one server with torch imported, itself in a bubblewrap sandbox" if nesting is None else
+             f"a new bwrap process importing torch (the fork server's mode is not available: {nesting})")
+    return True, (f"sandbox: bubblewrap; each kernel runs as uid {SANDBOX_UID} in its own user, PID, mount, IPC and network "
                   f"namespaces and sees only its own copy of the submission, with Python and the data read-only; "
+                  f"each kernel is {start}; "
                   f"limits: {limits.memory_mb} MiB address space, {limits.max_processes} processes ({cgroups}), "
                   f"{limits.disk_mb} MiB of files written")
 
@@ -128,25 +143,38 @@ def prepare_home(folder: Path) -> None:
 PASSED_ENV = ("NBGRADER_EXECUTION", "NBGRADER_VALIDATING")  # what nbgrader tells a kernel; nothing else of the grader's env
 
 
-def bwrap_argv(workdir: str, run_dir: str, home: str, passed_env: dict | None = None) -> list[str]:
-    """The bubblewrap command a kernel's own command is appended to."""
-    from coursekit.data import mnist_sample_path
-
+def bwrap_common_argv() -> list[str]:
+    """What every bubblewrap sandbox here starts with: all namespaces new, uid 1000, an empty environment,
+    what a kernel needs to read, read-only."""
     argv = ["bwrap", "--unshare-all", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
             "--die-with-parent", "--new-session", "--clearenv",
             "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     for path in readable_paths():
         argv += ["--ro-bind", path, path]
+    return argv
+
+
+# The mount points sandbox_disk.py uses; then bwrap's own root and /dev, tmpfs without a size, are made read-only
+BWRAP_READ_ONLY_ROOT = ["--dir", "/.coursekit/limited", "--dir", "/.coursekit/run", "--remount-ro", "/", "--remount-ro", "/dev"]
+
+
+def bwrap_argv(workdir: str, run_dir: str, home: str, passed_env: dict | None = None) -> list[str]:
+    """The bubblewrap command a kernel's own command is appended to."""
+    argv = bwrap_common_argv()
     # run_dir holds the connection file, the ipc sockets and the private home
-    argv += ["--bind", run_dir, run_dir, "--bind", workdir, workdir, "--chdir", workdir]
-    # bwrap's own root and /dev are tmpfs without a size: nothing may be written there
-    argv += ["--dir", "/.coursekit/limited", "--dir", "/.coursekit/run", "--remount-ro", "/", "--remount-ro", "/dev"]
-    env = {"HOME": home, "MPLCONFIGDIR": f"{home}/.config/matplotlib", "PATH": f"{sys.prefix}/bin:/usr/bin:/bin",
-           "LANG": "C.UTF-8", "COURSEKIT_MNIST_SAMPLE": str(mnist_sample_path()), "PYTHONDONTWRITEBYTECODE": "1",
-           **{name: value for name, value in (passed_env or {}).items() if name in PASSED_ENV}}
-    for name, value in env.items():
+    argv += ["--bind", run_dir, run_dir, "--bind", workdir, workdir, "--chdir", workdir, *BWRAP_READ_ONLY_ROOT]
+    for name, value in kernel_env(home, passed_env or {}).items():
         argv += ["--setenv", name, value]
     return argv
+
+
+def kernel_env(home: str, passed_env: dict) -> dict:
+    """A sandboxed kernel's whole environment: nothing of the grader's but PASSED_ENV."""
+    from coursekit.data import mnist_sample_path
+
+    return {"HOME": home, "MPLCONFIGDIR": f"{home}/.config/matplotlib", "PATH": f"{sys.prefix}/bin:/usr/bin:/bin",
+            "LANG": "C.UTF-8", "COURSEKIT_MNIST_SAMPLE": str(mnist_sample_path()), "PYTHONDONTWRITEBYTECODE": "1",
+            **{name: value for name, value in passed_env.items() if name in PASSED_ENV}}
 
 
 def disk_limit_argv(limits: "Sandbox", workdir: str, run_dir: str, home: str) -> list[str]:
@@ -280,22 +308,29 @@ class SandboxedProvisioner(LocalProvisioner):
 class SandboxedKernelManager(AsyncKernelManager):
     """An AsyncKernelManager whose kernels run in bubblewrap, over ipc sockets in a folder bound into the sandbox."""
 
+    provisioner_class = SandboxedProvisioner
+
     def __init__(self, **kwargs):
         kwargs["transport"] = "ipc"
         super().__init__(**kwargs)
         self.sandbox = Sandbox(parent=self)
-        self.run_dir = tempfile.mkdtemp(prefix="coursekit-kernel-", dir=sockets_parent())
+        self.run_dir = self.make_run_dir()
         self.home = os.path.join(self.run_dir, "home")
         prepare_home(Path(self.home))
         self.ip = os.path.join(self.run_dir, "k")
         self.connection_file = os.path.join(self.run_dir, "connection.json")
 
+    def make_run_dir(self) -> str:
+        """The kernel's own folder for its connection file, ipc sockets and home, shared with the grader."""
+        return tempfile.mkdtemp(prefix="coursekit-kernel-", dir=sockets_parent())
+
     async def _async_pre_start_kernel(self, **kw):
-        # a signal to bwrap does not reach the kernel in its own session and PID namespace: ask it by message
+        # a signal to bwrap (or to PID 1 of the kernel's namespace) does not reach the kernel in its own session and
+        # PID namespace, or ends it: ask it by message
         self.kernel_spec.interrupt_mode = "message"
         if self.provisioner is None:
             self.kernel_id = self.kernel_id or kw.pop("kernel_id", str(uuid.uuid4()))
-            self.provisioner = SandboxedProvisioner(kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self)
+            self.provisioner = self.provisioner_class(kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self)
         return await super()._async_pre_start_kernel(**kw)
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:

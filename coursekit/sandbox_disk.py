@@ -17,8 +17,9 @@ import os
 import shutil
 import sys
 
-CLONE_NEWNS, CLONE_NEWUSER = 0x00020000, 0x10000000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC = 1, 2, 4, 32, 4096, 16384
+CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = (
+    0x00020000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000)
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 8, 32, 4096, 16384, 1 << 18
 LIBC = ctypes.CDLL(None, use_errno=True)
 
 
@@ -66,15 +67,12 @@ def mounts_under(folders: tuple[str, ...]) -> list[tuple[str, bool]]:
     return sorted(set(outermost), key=lambda m: m[0].count("/"))
 
 
-def limit_writable_folders(size_mib: int, workdir: str, run_dir: str, home: str) -> None:
-    """One tmpfs of size_mib (beyond what was handed in) for the working folder, /tmp, /dev/shm and the home.
+def enter_user_namespace(more_namespaces: int = 0) -> None:
+    """A user and mount namespace of our own (plus more_namespaces, CLONE_NEW* flags), keeping our uid and gid.
 
-    Whatever else bwrap bound below /tmp or /dev/shm (the run folder with the kernel's connection file and
-    sockets, shared with the grader; the venv or the kit when they live under /tmp) stays as it was: it is
-    set aside before /tmp and /dev/shm are covered, and bound back where it was after.
-    """
+    The process must be single-threaded (a forked child is), or unshare(CLONE_NEWUSER) fails with EINVAL."""
     uid, gid = os.getuid(), os.getgid()
-    if LIBC.unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0:
+    if LIBC.unshare(CLONE_NEWUSER | CLONE_NEWNS | more_namespaces) != 0:
         fail("unshare")
     with open("/proc/self/setgroups", "w") as f:
         f.write("deny")
@@ -82,9 +80,22 @@ def limit_writable_folders(size_mib: int, workdir: str, run_dir: str, home: str)
         f.write(f"{uid} {uid} 1")
     with open("/proc/self/gid_map", "w") as f:
         f.write(f"{gid} {gid} 1")
+
+
+def limit_writable_folders(size_mib: int, workdir: str, run_dir: str, home: str, hide: str | None = None) -> None:
+    """One tmpfs of size_mib (beyond what was handed in) for the working folder, /tmp, /dev/shm and the home.
+
+    Whatever else bwrap bound below /tmp or /dev/shm (the run folder with the kernel's connection file and
+    sockets, shared with the grader; the venv or the kit when they live under /tmp) stays as it was: it is
+    set aside before /tmp and /dev/shm are covered, and bound back where it was after.
+    `hide`: a folder shared by many kernels (the sandboxed fork server's run folder, with every kernel's
+    staging folder and the server's socket) that is not kept: only run_dir, inside it, is bound back.
+    Called in a user and mount namespace of the caller's own (enter_user_namespace).
+    """
     limited = f"{STAGE}/limited"
     size = size_mib * 2**20 + folder_size(workdir) + folder_size(home)  # room for the files handed in, plus the limit
-    kept = [(point, ro) for point, ro in mounts_under(("/tmp", "/dev/shm")) if point != workdir]
+    kept = [(point, ro) for point, ro in mounts_under(("/tmp", "/dev/shm")) if point != workdir
+            and not (hide and (point == hide or point.startswith(hide + "/")))]
     mount("coursekit", limited, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=755")
     shutil.copytree(workdir, f"{limited}/work", symlinks=True)
     shutil.copytree(home, f"{limited}/home", symlinks=True)
@@ -97,6 +108,8 @@ def limit_writable_folders(size_mib: int, workdir: str, run_dir: str, home: str)
         os.chmod(f"{limited}/{name}", 0o1777)
     bind(f"{limited}/tmp", "/tmp")
     bind(f"{limited}/shm", "/dev/shm")
+    if hide and os.path.exists(hide):  # not below /tmp or /dev/shm, so still there: cover it with an empty folder
+        mount("coursekit", hide, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
     for number, (point, read_only) in enumerate(kept):
         bind(f"{STAGE}/run" if point == run_dir else f"{limited}/.kept/{number}", point)
         if read_only:
@@ -108,10 +121,85 @@ def limit_writable_folders(size_mib: int, workdir: str, run_dir: str, home: str)
     os.chdir(workdir)  # the old working folder is now under the mount
 
 
+# ---------------------------------------------------------------- a kernel forked from the sandboxed fork server
+# (coursekit/fork_sandbox.py imports these; they are here, with the standard library only, so that the check
+# whether this machine allows them can run in a bare `python -I -S` inside bubblewrap)
+FORKED_KERNEL_NAMESPACES = CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWUTS  # with CLONE_NEWUSER | CLONE_NEWNS
+PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 24, 38
+LINUX_CAPABILITY_VERSION_3 = 0x20080522
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+
+
+def make_root_private() -> None:
+    """Mounts made here from now on never reach the server or another kernel, nor theirs us."""
+    mount("none", "/", None, MS_REC | MS_PRIVATE)
+
+
+def bring_up_loopback() -> None:
+    """A new network namespace has only `lo`, and it is down: up, as bwrap does, so code using 127.0.0.1
+    inside the kernel works; it is this kernel's own loopback, so no other kernel is reachable there."""
+    import fcntl
+    import socket
+    import struct
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        request = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(s, SIOCGIFFLAGS, request))[1]
+        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+
+
+def mount_fresh_proc() -> bool:
+    """A /proc of this PID namespace alone; False where the kernel refuses it (a /proc with parts covered,
+    as bwrap leaves it, may not be mounted again inside a user namespace): then the server's /proc stays."""
+    return LIBC.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None) == 0
+
+
+def drop_capabilities() -> None:
+    """Give up every capability this process holds in its own user namespace.
+
+    A forked kernel never execs, so nothing drops them for it (an exec as uid 1000 would): with them, the
+    student's code could unmount what hides the other kernels' folders. Also none can be gained again
+    by exec (no_new_privs)."""
+    for cap in range(64):
+        LIBC.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)  # fails, harmlessly, past the last capability this kernel knows
+    header = (ctypes.c_uint32 * 2)(LINUX_CAPABILITY_VERSION_3, 0)
+    data = (ctypes.c_uint32 * 6)()  # effective, permitted, inheritable, for capabilities 0-31 and 32-63: none
+    if LIBC.capset(header, data) != 0:
+        fail("capset")
+    if LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        fail("prctl(PR_SET_NO_NEW_PRIVS)")
+
+
+def probe_forked_namespaces() -> None:
+    """Exit 0 if a process forked here can do what each forked kernel does: new namespaces, a tmpfs, PID 1."""
+    child = os.fork()
+    if child == 0:
+        try:
+            enter_user_namespace(FORKED_KERNEL_NAMESPACES)
+            make_root_private()
+            mount("coursekit", f"{STAGE}/limited", "tmpfs", MS_NOSUID | MS_NODEV, "size=1m")
+            bring_up_loopback()
+            init = os.fork()
+            if init == 0:
+                drop_capabilities()
+                os._exit(0 if os.getpid() == 1 else 3)
+            os._exit(os.waitstatus_to_exitcode(os.waitpid(init, 0)[1]))
+        except OSError as exc:
+            print(exc, file=sys.stderr, flush=True)
+            os._exit(2)
+    code = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
+    if code == 3:
+        print("the first process forked in a new PID namespace is not PID 1", file=sys.stderr)
+    sys.exit(code)
+
+
 def main(argv: list[str]) -> None:
+    if argv == ["--probe-forked-namespaces"]:
+        probe_forked_namespaces()
     size_mib, workdir, run_dir, home, separator, *command = argv
     if separator != "--" or not command:
         raise SystemExit(__doc__)
+    enter_user_namespace()
     limit_writable_folders(int(size_mib), workdir, run_dir, home)
     os.execvp(command[0], command)
 

@@ -12,6 +12,7 @@ import pytest
 from conftest import ASSIGNMENT, COURSEKIT, make_course, read_csv, run_coursekit
 from test_grading import FULL, scores
 
+from coursekit.fork_sandbox import fork_sandbox_problem
 from coursekit.kernels import ForkedKernelManager, running_fork_server
 from coursekit.samples import make_submission, write_samples, write_submission
 from coursekit.sandbox import bwrap_problem
@@ -124,8 +125,12 @@ def test_unreachable_scheduler_is_a_clear_error(tmp_path):
     assert "no Dask scheduler answers at tcp://127.0.0.1:9" in result.stderr
 
 
-# sandboxed kernels are processes of their own (bwrap, then python); without the sandbox they come from the fork server
-KERNEL_PROCESSES = {"auto": ("ipykernel_launcher", 2), "none": ("coursekit.kernels", 3)}
+# the processes two hanging kernels make, found by their command lines. Sandboxed, they are forked from the sandboxed
+# fork server: the server's 2 bwrap processes and itself, and each kernel's PID 1 and kernel, all with the server's
+# command; where that mode is not available, each kernel is a process of its own (bwrap, then python). Without the
+# sandbox they come from the fork server (the server and 2 kernels).
+KERNEL_PROCESSES = {"auto": ("ipykernel_launcher", 2) if fork_sandbox_problem() else ("coursekit.fork_sandbox", 7),
+                    "none": ("coursekit.kernels", 3)}
 
 
 @pytest.mark.parametrize("sandbox", list(KERNEL_PROCESSES))
