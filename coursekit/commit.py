@@ -112,17 +112,19 @@ class GradebookWriter:
         try:
             submission = self.gradebook.find_submission(self.assignment, student)
         except MissingEntry:  # as Gradebook.add_submission does, without its commit
-            submission = SubmittedAssignment(assignment=self.gradebook.find_assignment(self.assignment), student=db.get(Student, student))
-            for notebook in submission.assignment.notebooks:
-                submitted = SubmittedNotebook(notebook=notebook, assignment=submission)
-                for cell in notebook.grade_cells:
-                    Grade(cell_id=cell.id, notebook=submitted)
-                for cell in notebook.solution_cells:
-                    Comment(cell_id=cell.id, notebook=submitted)
-                for cell in notebook.task_cells:
-                    Comment(cell_id=cell.id, notebook=submitted)
-                    Grade(cell_id=cell.id, notebook=submitted)
-            db.add(submission)
+            assignment = self.gradebook.find_assignment(self.assignment)
+            with db.no_autoflush:  # the new rows are flushed whole, not half-made
+                submission = SubmittedAssignment(assignment=assignment, student=db.get(Student, student))
+                for notebook in assignment.notebooks:
+                    submitted = SubmittedNotebook(notebook=notebook, assignment=submission)
+                    for cell in notebook.grade_cells:
+                        Grade(cell_id=cell.id, notebook=submitted)
+                    for cell in notebook.solution_cells:
+                        Comment(cell_id=cell.id, notebook=submitted)
+                    for cell in notebook.task_cells:
+                        Comment(cell_id=cell.id, notebook=submitted)
+                        Grade(cell_id=cell.id, notebook=submitted)
+                db.add(submission)
         timestamp = self.coursedir.get_existing_timestamp(str(self.folder(self.coursedir.submitted_directory, student)))
         if timestamp:
             submission.timestamp = parse_utc(timestamp)

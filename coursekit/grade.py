@@ -235,7 +235,7 @@ def commit_batch(api, writer: GradebookWriter, replay_dir: Path, assignment: str
     """Write the submissions of a batch of finished jobs: those their workers graded in one gradebook commit,
     then those it could not grade (the worker failed, or nbgrader's autograde did there) with nbgrader here."""
     root = Path(api.coursedir.root)
-    graded, here = [], []
+    graded, here, runs = [], [], {}
     for student, future in batch:
         try:
             result = future.result()
@@ -243,7 +243,7 @@ def commit_batch(api, writer: GradebookWriter, replay_dir: Path, assignment: str
             print(f"{student}: the worker failed ({type(exc).__name__}: {exc}); grading it here", flush=True)
             here.append(student)
             continue
-        save_run(replay_dir, result.run)  # nbgrader here takes this run, if it grades the submission
+        runs[student] = result.run
         if result.grading is None or result.grading.failed:
             here.append(student)  # nbgrader's autograde here says why, in the course's own terms and log
         else:
@@ -262,7 +262,11 @@ def commit_batch(api, writer: GradebookWriter, replay_dir: Path, assignment: str
             problem = feedback_problem(root, assignment, student, api.generate_feedback(assignment, student, force=True))
         outcomes.append(SubmissionOutcome(student, True, problem, time.monotonic() - started[student], note=notes[student]))
     for student in here:
+        if student in runs:
+            save_run(replay_dir, runs[student])  # nbgrader here takes the worker's run rather than running it again
         outcomes.append(autograde_and_feedback(api, assignment, student, started[student]))
+        if outcomes[-1].graded and student in runs:  # the worker's nbgrader failed where this one did not: a fault to look into
+            print(f"{student}: grading in the worker failed, graded here instead", flush=True)
     return outcomes
 
 

@@ -1,11 +1,14 @@
 """Stage: run submissions and judge them in worker processes, here or on a Dask cluster.
 
 The expensive part of grading, running a notebook and its probes in a fresh
-kernel and then the hidden checks, needs no gradebook. Workers do that part:
-`run_submission` takes the submission's files and a `CheckBundle` (the hidden
-checks as text, the reference values, the execution settings) and returns a
-`SubmissionRun` of plain data. The coordinator alone feeds the runs into
-nbgrader's autograde, which writes the gradebook (see grade.py).
+kernel, then the hidden checks, then nbgrader's autograde and feedback, needs
+no course gradebook. Workers do all of it: `grade_submission` takes the
+submission's files and a `CheckBundle` (the hidden checks as text, the reference
+values, the execution settings, the course's configuration and a gradebook of
+the assignment's rows) and returns a `GradedSubmission` of plain data: the run
+(`run_submission`'s `SubmissionRun`) and what nbgrader made of it in a scratch
+course (scratch_grade.py). The coordinator alone writes the course (grade.py,
+commit.py).
 
 Workers are threads in local worker processes (`LocalWorkers`), whose kernels
 come from one fork server (kernels.py) that the coordinator starts, or the

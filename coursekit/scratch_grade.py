@@ -50,11 +50,17 @@ def assignment_gradebook(db_url: str, course_id: str, assignment: str) -> bytes:
     Copied column by column through nbgrader's own models, so it works whatever database the course uses.
     """
     from nbgrader.api import Gradebook
-    from sqlalchemy import inspect
+    from sqlalchemy import Column, inspect
 
     def copy(row):
+        """The same row for another database: every stored column (the ids too), none of the computed ones.
+        Not through the model's constructor, which drops the id (Assignment's makes a new one)."""
         mapper = inspect(row).mapper
-        return mapper.class_(**{attr.key: getattr(row, attr.key) for attr in mapper.column_attrs})
+        twin = mapper.class_manager.new_instance()
+        for attr in mapper.column_attrs:
+            if all(isinstance(column, Column) and column.table in mapper.tables for column in attr.columns):
+                setattr(twin, attr.key, getattr(row, attr.key))
+        return twin
 
     with tempfile.TemporaryDirectory(prefix="coursekit-gradebook-") as folder:
         path = Path(folder) / SCRATCH_DB
