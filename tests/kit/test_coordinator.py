@@ -75,9 +75,8 @@ def graded_by_both(kit: Path, plain: Path) -> dict:
     return found
 
 
-def resubmit(course: Path, student: str) -> None:
-    source, release = notebook_paths(course, ASSIGNMENT)
-    write_submission(course, ASSIGNMENT, student, make_submission(source, release, RESUBMITTED))
+def resubmit(course: Path, student: str, notebook) -> None:
+    write_submission(course, ASSIGNMENT, student, notebook)
 
 
 def give_manual_grade(course: Path, student: str) -> None:
@@ -112,10 +111,12 @@ def courses(tmp_path_factory):
     nbgrader(plain, "generate_feedback", ASSIGNMENT, "--force")
     first = graded_by_both(kit, plain)
 
-    # staff grade the written answer, then the student hands in a changed notebook
+    # staff grade the written answer, then the student hands in a changed notebook: the same one to both courses
+    # (from the kit's release/: nbgrader's generate_assignment rewrote the plain course's without coursekit's metadata)
+    changed = make_submission(source, release, RESUBMITTED)
     for course in (kit, plain):
         give_manual_grade(course, "mistaken")
-        resubmit(course, "mistaken")
+        resubmit(course, "mistaken", changed)
     outputs.append(run_coursekit(kit, "grade", ASSIGNMENT).stdout)
     nbgrader(plain, "autograde", ASSIGNMENT, "--student", "mistaken", "--force")
     nbgrader(plain, "generate_feedback", ASSIGNMENT, "--student", "mistaken", "--force")
