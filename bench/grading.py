@@ -31,13 +31,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from coursekit.grade import fingerprint  # noqa: E402
 from coursekit.samples import make_submission, require_samples, write_submission  # noqa: E402
 
 ASSIGNMENT = "mnist_sgd"
 BIN = Path(sys.executable).parent
 
 
-def make_course(folder: Path, k: int) -> Path:
+def make_course(folder: Path, k: int, kinds: int | None = None) -> Path:
+    """A course with k submissions: the full solution and the samples' mistakes in turn (only the first `kinds` of them)."""
     for name in ("source", "release"):
         shutil.copytree(REPO / name, folder / name)
     shutil.copytree(REPO / "tests" / "hidden", folder / "tests" / "hidden", ignore=shutil.ignore_patterns("__pycache__"))
@@ -45,7 +47,7 @@ def make_course(folder: Path, k: int) -> Path:
         shutil.copy(REPO / config, folder / config)
     source = folder / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     release = folder / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
-    mix = [None, *(s for s in require_samples(REPO, ASSIGNMENT).samples if s.mistake)]
+    mix = [None, *(s for s in require_samples(REPO, ASSIGNMENT).samples if s.mistake)][:kinds]
     for i in range(k):
         sample = mix[i % len(mix)]
         write_submission(folder, ASSIGNMENT, f"student{i:04d}", make_submission(source, release, sample))
@@ -140,6 +142,103 @@ def nbgrader_run(k: int, scratch: Path) -> tuple[float, float, dict]:
     return wall, cpu, gradebook_scores(course)
 
 
+class RecordingWorkers:
+    """Local workers whose finished jobs are kept: the submissions' graded runs, to hand the coordinator again."""
+
+    def __init__(self, workers):
+        self.workers, self.results = workers, {}
+
+    def submit(self, fn, *args):
+        future = self.workers.submit(fn, *args)
+        future.add_done_callback(lambda f: self.results.__setitem__(fn.__name__ + ":" + fingerprint(args[0].files), f.result()))
+        return future
+
+    def __getattr__(self, name):
+        return getattr(self.workers, name)
+
+
+class ReplayingWorkers:
+    """Workers that hand back, at once, what recorded workers returned for a submission with the same files."""
+
+    def __init__(self, results: dict):
+        self.results = results
+
+    def share(self, bundle):
+        return bundle
+
+    def submit(self, fn, job, bundle):
+        import concurrent.futures
+        from dataclasses import replace
+
+        future = concurrent.futures.Future()
+        result = self.results[fn.__name__ + ":" + fingerprint(job.files)]
+        if hasattr(result, "run"):  # a graded submission: now this student's
+            result = replace(result, run=replace(result.run, student=job.student))
+        future.set_result(result)
+        return future
+
+    def batches(self, futures, most=None):
+        from coursekit.parallel import BATCH_MOST, in_chunks
+
+        yield from in_chunks(list(futures), most or BATCH_MOST)
+
+    def describe(self) -> str:
+        return "replayed runs"
+
+    def close(self) -> None:
+        pass
+
+
+def coordinator_capacity(scratch: Path, size: int, distinct: int) -> tuple[float, float, int]:
+    """Submissions a minute the coordinator writes (files, gradebook rows, feedback) when its workers are instant.
+
+    A class of `distinct` different submissions is graded for real, keeping each worker's result; then a class of
+    `size`, copies of those, is graded in this process with workers that hand the kept results back at once.
+    Returns the rate from the first submission written to the last, the CPU seconds of this process per
+    submission, and the number of gradebook transactions (batches).
+    """
+    from coursekit import grade
+    from coursekit.parallel import LocalWorkers
+
+    first = make_course(Path(tempfile.mkdtemp(dir=scratch)), distinct)
+    opened = grade.open_workers
+    recorder = None
+
+    def recording(*args, **kwargs):
+        nonlocal recorder
+        recorder = RecordingWorkers(opened(*args, **kwargs))
+        return recorder
+
+    grade.open_workers = recording
+    try:
+        grade.grade_assignment(first, ASSIGNMENT, sandboxed=True)
+    finally:
+        grade.open_workers = opened
+    course = make_course(Path(tempfile.mkdtemp(dir=scratch)), size, kinds=distinct)  # the first class's submissions, in turn
+    times, batches = [], []
+    original_write = grade.GradebookWriter.write
+
+    def counted(self, batch):
+        batches.append(len(batch))
+        return original_write(self, batch)
+
+    grade.open_workers = lambda *args, **kwargs: ReplayingWorkers(recorder.results)
+    grade.GradebookWriter.write = counted
+    try:
+        cpu = time.process_time()
+        outcomes = grade.grade_assignment(course, ASSIGNMENT, sandboxed=True, on_outcome=lambda *_: times.append(time.monotonic()))
+        cpu = time.process_time() - cpu
+    finally:
+        grade.open_workers = opened
+        grade.GradebookWriter.write = original_write
+    if not all(o.complete for o in outcomes) or len(outcomes) != size:
+        raise SystemExit(f"the replayed class was not all graded: {[o.message for o in outcomes if not o.complete][:3]}")
+    if gradebook_scores(course) != {(f"student{i:04d}", g): s for (student, g), s in gradebook_scores(first).items()
+                                    for i in range(size) if i % distinct == int(student[-4:])}:
+        raise SystemExit("the replayed class's scores differ from those of the class graded for real")
+    return (len(times) - 1) / (times[-1] - times[0]) * 60, cpu / size, len(batches)
+
+
 def row(label: str, k: int, wall: float, cpu: float) -> str:
     return f"{label:<34} K={k:<4} {wall:7.1f} s  {k / wall * 60:6.1f}/min  {cpu / k:5.2f} CPU s/submission"
 
@@ -151,14 +250,24 @@ def main() -> int:
     parser.add_argument("--class-size", type=int, default=500, help="submissions in the whole-class run")
     parser.add_argument("--skip-growth", action="store_true")
     parser.add_argument("--skip-class", action="store_true")
+    parser.add_argument("--capacity-size", type=int, default=600, help="submissions in the coordinator's capacity run")
+    parser.add_argument("--only-capacity", action="store_true", help="measure the coordinator's capacity alone")
+    parser.add_argument("--skip-capacity", action="store_true")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores; coursekit with {args.workers} workers\n", flush=True)
     with tempfile.TemporaryDirectory(prefix="coursekit-bench-") as tmp:
         scratch = Path(tmp)
+        if not args.skip_capacity:
+            rate, cpu, batches = coordinator_capacity(scratch, args.capacity_size, distinct=6)
+            print(f"coordinator capacity (workers hand it finished runs at once): {rate:.0f} submissions/min, "
+                  f"{cpu * 1000:.0f} ms CPU each, {args.capacity_size} submissions in {batches} transactions "
+                  f"(target: at least 600/min); load {os.getloadavg()[0]:.1f}\n", flush=True)
+        if args.only_capacity:
+            return 0
         base_wall, base_cpu, base_scores = nbgrader_run(args.k, scratch)
-        print(row("nbgrader autograde + feedback", args.k, base_wall, base_cpu), flush=True)
+        print(row("nbgrader autograde + feedback", args.k, base_wall, base_cpu) + f"  load {os.getloadavg()[0]:.1f}", flush=True)
         kit_wall, kit_cpu, kit_scores = coursekit_run(args.k, args.workers, scratch)
-        print(row("coursekit grade", args.k, kit_wall, kit_cpu), flush=True)
+        print(row("coursekit grade", args.k, kit_wall, kit_cpu) + f"  load {os.getloadavg()[0]:.1f}", flush=True)
         if kit_scores != base_scores:
             differ = sorted(key for key in set(kit_scores) | set(base_scores) if kit_scores.get(key) != base_scores.get(key))
             print(f"SCORES DIFFER for {len(differ)} grade cells, e.g. {differ[:5]}")

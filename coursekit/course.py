@@ -89,14 +89,15 @@ def speed_up_nbgrader() -> None:
         nbgrader.nbgraderformat.common.jsonschema = SchemaCheckedOnce(jsonschema)
 
 
-def nbgrader_api(root: Path, overrides: dict | None = None, **coursedir_traits):
-    """nbgrader's Python API on this course, configured by its course_config.py (plus overrides: section -> traits)."""
+def nbgrader_api(root: Path, overrides: dict | None = None, config: Config | None = None, **coursedir_traits):
+    """nbgrader's Python API on this course, configured by its course_config.py, or by `config` when given
+    (plus overrides: section -> traits)."""
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
 
     put_venv_on_path()
     speed_up_nbgrader()
-    config = load_config(root)
+    config = load_config(root) if config is None else config
     config.CourseDirectory.root = str(root)
     for name, value in coursedir_traits.items():
         setattr(config.CourseDirectory, name, value)

@@ -1,10 +1,12 @@
 """Stage: grade every submission of an assignment with nbgrader's autograde.
 
 For each submitted/<student>/<assignment>/ folder: check that the notebook is
-there and is a notebook; have a worker (parallel.py) run it, probe it and
-check it; then run nbgrader's autograde here, whose pipeline (course_config.py)
-takes the worker's run, scores it and writes the gradebook; then write the
-student's feedback. One submission that fails never stops the others; its
+there and is a notebook; have a worker (parallel.py) run it, probe it, check it
+and grade it with nbgrader's own autograde and feedback, whose pipeline
+(course_config.py) takes the worker's run and scores it, in a scratch course
+(scratch_grade.py); then write its files and gradebook rows here, a batch of
+submissions to a transaction (commit.py). A submission the worker could not
+grade is graded here by nbgrader's autograde, from the worker's run if it has one. One submission that fails never stops the others; its
 outcome says what went wrong in a line (the exception and its message), and
 reports/<assignment>/logs/<student>.txt keeps its whole log.
 """
@@ -22,8 +24,10 @@ from typing import Callable
 
 from .course import CourseError, grading_files, hidden_checks_dir, load_config, nbgrader_api, source_notebooks
 from .report import repairs_made
-from .parallel import (DaskWorkers, LocalWorkers, SubmissionRun, make_bundle, read_submission, run_reference,
-                       run_submission, with_reference)
+from .commit import GradebookWriter
+from .parallel import (DaskWorkers, LocalWorkers, SubmissionRun, grade_submission, make_bundle, read_submission,
+                       run_reference, with_reference)
+from .scratch_grade import assignment_gradebook
 
 
 @dataclass
@@ -207,12 +211,16 @@ def autograde_and_feedback(api, assignment: str, student: str, started: float) -
         cause = f"{folder}/{cause}" if re.match(r"[^/:]+\.ipynb: ", cause) else f"{folder}: {cause}"  # name the file
         return SubmissionOutcome(student, False, with_log(root, assignment, student, cause, text), time.monotonic() - started)
     note = repairs_made(root, assignment, student)
-    feedback = api.generate_feedback(assignment, student, force=True)
-    problem = ""
-    if not feedback["success"]:
-        text = (feedback.get("log") or "") + "\n" + (feedback.get("error") or "")
-        problem = "graded, but its feedback could not be written: " + with_log(root, assignment, student, autograde_failure(feedback), text)
+    problem = feedback_problem(root, assignment, student, api.generate_feedback(assignment, student, force=True))
     return SubmissionOutcome(student, True, problem, time.monotonic() - started, note=note)
+
+
+def feedback_problem(root: Path, assignment: str, student: str, feedback: dict) -> str:
+    """What went wrong with nbgrader's generate_feedback for a graded submission, naming its log; or ''."""
+    if feedback["success"]:
+        return ""
+    text = (feedback.get("log") or "") + "\n" + (feedback.get("error") or "")
+    return "graded, but its feedback could not be written: " + with_log(root, assignment, student, autograde_failure(feedback), text)
 
 
 def save_run(replay_dir: Path, run: SubmissionRun) -> None:
@@ -221,6 +229,45 @@ def save_run(replay_dir: Path, run: SubmissionRun) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for name, notebook_run in run.notebooks.items():
         (folder / f"{Path(name).stem}.json").write_text(json.dumps(asdict(notebook_run)))
+
+
+def commit_batch(api, writer: GradebookWriter, replay_dir: Path, assignment: str, batch: list, started: dict) -> list[SubmissionOutcome]:
+    """Write the submissions of a batch of finished jobs: those their workers graded in one gradebook commit,
+    then those it could not grade (the worker failed, or nbgrader's autograde did there) with nbgrader here."""
+    root = Path(api.coursedir.root)
+    graded, here, runs = [], [], {}
+    for student, future in batch:
+        try:
+            result = future.result()
+        except Exception as exc:  # the worker itself failed: nbgrader runs this one here instead
+            print(f"{student}: the worker failed ({type(exc).__name__}: {exc}); grading it here", flush=True)
+            here.append(student)
+            continue
+        runs[student] = result.run
+        if result.grading is None or result.grading.failed:
+            here.append(student)  # nbgrader's autograde here says why, in the course's own terms and log
+        else:
+            graded.append((student, result.grading))
+    notes = {student: grading.note for student, grading in graded}
+    outcomes = []
+    for written in writer.write(graded):
+        student = written.student
+        if written.error:
+            print(f"{student}: {written.error}; grading it here", flush=True)
+            here.append(student)
+            continue
+        failure_log(root, assignment, student).unlink(missing_ok=True)  # from an earlier run that failed
+        problem = ""
+        if written.feedback_here:  # the page shows manual grades or a penalty the worker's scratch gradebook lacked
+            problem = feedback_problem(root, assignment, student, api.generate_feedback(assignment, student, force=True))
+        outcomes.append(SubmissionOutcome(student, True, problem, time.monotonic() - started[student], note=notes[student]))
+    for student in here:
+        if student in runs:
+            save_run(replay_dir, runs[student])  # nbgrader here takes the worker's run rather than running it again
+        outcomes.append(autograde_and_feedback(api, assignment, student, started[student]))
+        if outcomes[-1].graded and student in runs:  # the worker's nbgrader failed where this one did not: a fault to look into
+            print(f"{student}: grading in the worker failed, graded here instead", flush=True)
+    return outcomes
 
 
 def open_workers(workers: int | None, scheduler: str | None, sandboxed: bool):
@@ -237,9 +284,10 @@ def grade_assignment(root: Path, assignment: str, students: list[str] | None = N
                      workers: int | None = None, scheduler: str | None = None,
                      on_start: Callable[[str], None] | None = None, regrade: bool = False,
                      sandboxed: bool = False) -> list[SubmissionOutcome]:
-    """Grade each student's submission: workers run and check it, this process alone writes the gradebook.
+    """Grade each student's submission: workers run, check and grade it, this process alone writes the course.
 
-    Submissions are committed to the gradebook one at a time, in the order their runs come back.
+    Submissions are committed to the gradebook in batches, in the order their workers finish them:
+    each batch is all that have finished by the time the previous one is written.
     A submission graded by an earlier run, and unchanged since, as are the reference and the
     checks, is kept as it is (its manual grades too), unless `regrade`: so a run that was
     interrupted, started again, finishes the class without grading anyone twice.
@@ -280,23 +328,27 @@ def grade_assignment(root: Path, assignment: str, students: list[str] | None = N
         if not ready:  # nothing new to grade
             return outcomes
         try:
-            shared = pool.share(with_reference(bundle, reference.result()))
+            reference_values = reference.result()
         except Exception as exc:
             raise CourseError(f"the reference solution in source/{assignment} could not be run: {exc}") from exc
-        futures = {pool.submit(run_submission, job, shared): student for student, job in ready.items()}
         with tempfile.TemporaryDirectory(prefix="coursekit-runs-") as replay_dir:
             api = nbgrader_api(root, overrides={"ExecuteAndProbe": {"replay_directory": replay_dir}})
-            for future in pool.as_completed(futures):
-                student = futures[future]
-                try:
-                    save_run(Path(replay_dir), future.result())
-                except Exception as exc:  # the worker itself failed: nbgrader runs this one here instead
-                    print(f"{student}: the worker failed ({type(exc).__name__}: {exc}); grading it here", flush=True)
-                outcomes.append(autograde_and_feedback(api, assignment, student, started[student]))
-                if outcomes[-1].complete:
-                    record_graded(root, student, assignment, records[student])
-                if on_outcome:
-                    on_outcome(len(outcomes), len(students), outcomes[-1])
+            # workers grade in a scratch gradebook holding the assignment's rows; they then need no course
+            gradebook = assignment_gradebook(api.coursedir.db_url, api.coursedir.course_id, assignment)
+            shared = pool.share(with_reference(bundle, reference_values, gradebook))
+            futures = {pool.submit(grade_submission, job, shared): student for student, job in ready.items()}
+            writer = GradebookWriter(api, assignment)
+            try:
+                for batch in pool.batches(futures):
+                    for outcome in commit_batch(api, writer, Path(replay_dir), assignment,
+                                                [(futures[f], f) for f in batch], started):
+                        outcomes.append(outcome)
+                        if outcome.complete:
+                            record_graded(root, outcome.student, assignment, records[outcome.student])
+                        if on_outcome:
+                            on_outcome(len(outcomes), len(students), outcome)
+            finally:
+                writer.close()
     finally:
         pool.close()
     return outcomes

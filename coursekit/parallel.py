@@ -1,11 +1,14 @@
 """Stage: run submissions and judge them in worker processes, here or on a Dask cluster.
 
 The expensive part of grading, running a notebook and its probes in a fresh
-kernel and then the hidden checks, needs no gradebook. Workers do that part:
-`run_submission` takes the submission's files and a `CheckBundle` (the hidden
-checks as text, the reference values, the execution settings) and returns a
-`SubmissionRun` of plain data. The coordinator alone feeds the runs into
-nbgrader's autograde, which writes the gradebook (see grade.py).
+kernel, then the hidden checks, then nbgrader's autograde and feedback, needs
+no course gradebook. Workers do all of it: `grade_submission` takes the
+submission's files and a `CheckBundle` (the hidden checks as text, the reference
+values, the execution settings, the course's configuration and a gradebook of
+the assignment's rows) and returns a `GradedSubmission` of plain data: the run
+(`run_submission`'s `SubmissionRun`) and what nbgrader made of it in a scratch
+course (scratch_grade.py). The coordinator alone writes the course (grade.py,
+commit.py).
 
 Workers are threads in local worker processes (`LocalWorkers`), whose kernels
 come from one fork server (kernels.py) that the coordinator starts, or the
@@ -40,6 +43,10 @@ class CheckBundle:
     execution: dict  # configuration sections for ExecuteAndProbe, from course_config.py
     reference: dict = field(default_factory=dict, compare=False)  # notebook name -> the reference solution's probe values
     sources: dict[str, str] = field(default_factory=dict)  # notebook name -> the source notebook (JSON), for its cells' marks
+    # for grading in the worker (scratch_grade.py): the course's whole nbgrader configuration, and a gradebook
+    # (sqlite file) holding this assignment's rows; without a gradebook, workers only run and the coordinator grades
+    config: dict = field(default_factory=dict, compare=False)
+    gradebook: bytes = field(default=b"", compare=False)
 
     @property
     def key(self) -> str:
@@ -69,6 +76,14 @@ class SubmissionRun:
     worker: str  # host:pid of the worker process that ran it
 
 
+@dataclass
+class GradedSubmission:
+    """A submission run and, when the worker could grade it too, nbgrader's autograded notebooks, feedback and rows."""
+
+    run: SubmissionRun
+    grading: object | None  # scratch_grade.ScratchGrading; None when the bundle carried no gradebook
+
+
 def make_bundle(checks_dir: Path, assignment: str, config, source_dir: Path | None = None) -> CheckBundle:
     from .course import grading_files
 
@@ -76,7 +91,7 @@ def make_bundle(checks_dir: Path, assignment: str, config, source_dir: Path | No
     files = {p.name: p.read_text() for p in grading_files(checks_dir) if p.parent == checks_dir and p.suffix in (".py", ".ini")}
     execution = {name: dict(config[name]) for name in EXECUTION_SECTIONS if name in config}
     sources = {p.name: p.read_text() for p in sorted(source_dir.glob("*.ipynb"))} if source_dir else {}
-    return CheckBundle(assignment, files, execution, sources=sources)
+    return CheckBundle(assignment, files, execution, sources=sources, config=config)
 
 
 MAX_OTHER_FILE_BYTES = 1_000_000  # a submission's files besides its notebooks: bigger ones stay behind
@@ -180,6 +195,20 @@ def run_submission(job: SubmissionJob, bundle: CheckBundle) -> SubmissionRun:
     return SubmissionRun(job.student, runs, time.monotonic() - started, f"{os.uname().nodename}:{os.getpid()}")
 
 
+def grade_submission(job: SubmissionJob, bundle: CheckBundle) -> GradedSubmission:
+    """Run a submission, then grade it with nbgrader's autograde and feedback here, in a scratch course."""
+    from .scratch_grade import ScratchGrading, grade_in_scratch
+
+    run = run_submission(job, bundle)
+    if not bundle.gradebook:
+        return GradedSubmission(run, None)
+    try:
+        grading = grade_in_scratch(job, run, bundle, bundle_checks_root(bundle))
+    except Exception as exc:  # the coordinator grades it from the run instead; the message says why
+        grading = ScratchGrading(failed={"log": "", "error": f"grading in the worker failed: {type(exc).__name__}: {exc}"})
+    return GradedSubmission(run, grading)
+
+
 def run_reference(job: SubmissionJob, bundle: CheckBundle) -> dict:
     """The reference solution's probe values, per notebook; raises if the solution fails its own probes."""
     from .checks import require_working_reference
@@ -238,6 +267,16 @@ def serve_jobs(conn, threads: int) -> None:
                 continue
             args = [shared[a.key] if isinstance(a, Shared) else a for a in args]
             pool.submit(fn, *args).add_done_callback(lambda f, job_id=job_id: reply(job_id, f))
+
+
+# the most finished submissions the coordinator writes in one gradebook transaction: each batch's
+# submissions are reported done together, so a big one would hold back the first of them
+BATCH_MOST = 50
+
+
+def in_chunks(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 class WorkerFailed(RuntimeError):
@@ -326,8 +365,12 @@ class LocalWorkers:
             future.set_exception(WorkerFailed(f"the worker process cannot take jobs ({exc})"))
         return future
 
-    def as_completed(self, futures):
-        return concurrent.futures.as_completed(futures)
+    def batches(self, futures, most: int = BATCH_MOST):
+        """The futures as they finish, in lists of all that have finished by then (at most `most` to a list)."""
+        remaining = set(futures)
+        while remaining:
+            done, remaining = concurrent.futures.wait(remaining, return_when=concurrent.futures.FIRST_COMPLETED)
+            yield from in_chunks(list(done), most)
 
     def describe(self) -> str:
         processes = len(self.workers)
@@ -366,10 +409,11 @@ class DaskWorkers:
     def submit(self, fn, *args):
         return self.client.submit(fn, *args, pure=False)
 
-    def as_completed(self, futures):
+    def batches(self, futures, most: int = BATCH_MOST):
         from distributed import as_completed
 
-        return as_completed(list(futures))
+        for done in as_completed(list(futures)).batches():
+            yield from in_chunks(list(done), most)
 
     def describe(self) -> str:
         workers = self.client.scheduler_info().get("workers", {})
@@ -380,5 +424,5 @@ class DaskWorkers:
         self.client.close()
 
 
-def with_reference(bundle: CheckBundle, reference: dict) -> CheckBundle:
-    return replace(bundle, reference=reference)
+def with_reference(bundle: CheckBundle, reference: dict, gradebook: bytes = b"") -> CheckBundle:
+    return replace(bundle, reference=reference, gradebook=gradebook)
