@@ -74,6 +74,8 @@ class WithholdGraderText(NbGraderPreprocessor):
 
     checks_root = Unicode("tests/hidden", help="Folder holding <assignment>/probes.py and the hidden checks.").tag(config=True)
     source_directory = Unicode("source", help="Folder holding <assignment>/<notebook>.ipynb, the reference solution.").tag(config=True)
+    checks_label = Unicode("", help="The hidden checks' folder as staff know it, named in what is withheld; empty: checks_root "
+                           "(a worker grading in a scratch copy of the course reads the checks from elsewhere)").tag(config=True)
 
     def preprocess(self, nb, resources):
         assignment = resources["nbgrader"]["assignment"]
@@ -89,7 +91,11 @@ class WithholdGraderText(NbGraderPreprocessor):
             return next((path for line, path in secret.items() if line in text), None)
 
         def record(cell, check: str, path: Path) -> str:
-            label = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+            checks = Path(self.checks_root)
+            if self.checks_label and path.is_relative_to(checks):
+                label = str(Path(self.checks_label) / path.relative_to(checks))
+            else:
+                label = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
             where = cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell {nb.cells.index(cell) + 1}"
             if not check and any(e["cell"] == where and e["file"] == label for e in withheld):
                 return label  # the summary line of a hint withheld from its check's row just before

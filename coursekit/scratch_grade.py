@@ -102,7 +102,14 @@ def scratch_config(config, root: Path, replay_dir: Path, checks_root: Path):
     """The course's configuration, with every path nbgrader and coursekit's steps read pointed into the scratch course."""
     import copy
 
-    config = copy.deepcopy(config)
+    from traitlets.config import Config
+
+    config = Config(copy.deepcopy(config))
+    # what is withheld names the course's own checks folder (relative to the course, as the guard names it there),
+    # not this copy's
+    checks = Path(config.WithholdGraderText.get("checks_root", "tests/hidden"))
+    course = Path(config.CourseDirectory.get("root", "."))
+    config.WithholdGraderText.checks_label = str(checks.relative_to(course) if checks.is_relative_to(course) else checks)
     config.CourseDirectory.root = str(root)
     config.CourseDirectory.db_url = f"sqlite:///{root / SCRATCH_DB}"
     source = str(root / "source")
