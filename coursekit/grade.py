@@ -18,16 +18,16 @@ import os
 import re
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from .course import CourseError, grading_files, hidden_checks_dir, load_config, nbgrader_api, source_notebooks
 from .report import repairs_made
 from .commit import GradebookWriter
-from .parallel import (DaskWorkers, LocalWorkers, SubmissionRun, grade_submission, make_bundle, read_submission,
+from .parallel import (DaskWorkers, LocalWorkers, grade_submission, make_bundle, read_submission,
                        run_reference, with_reference)
-from .scratch_grade import assignment_gradebook
+from .scratch_grade import assignment_gradebook, save_run
 
 
 @dataclass
@@ -221,14 +221,6 @@ def feedback_problem(root: Path, assignment: str, student: str, feedback: dict) 
         return ""
     text = (feedback.get("log") or "") + "\n" + (feedback.get("error") or "")
     return "graded, but its feedback could not be written: " + with_log(root, assignment, student, autograde_failure(feedback), text)
-
-
-def save_run(replay_dir: Path, run: SubmissionRun) -> None:
-    """Where ExecuteAndProbe (replay_directory) finds what a worker ran, for nbgrader's autograde to take."""
-    folder = replay_dir / run.student
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, notebook_run in run.notebooks.items():
-        (folder / f"{Path(name).stem}.json").write_text(json.dumps(asdict(notebook_run)))
 
 
 def commit_batch(api, writer: GradebookWriter, replay_dir: Path, assignment: str, batch: list, started: dict) -> list[SubmissionOutcome]:

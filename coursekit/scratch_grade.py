@@ -39,7 +39,6 @@ class ScratchGrading:
     autograded: dict[str, str] = field(default_factory=dict)  # notebook file name -> the autograded notebook (JSON)
     feedback: dict[str, str] = field(default_factory=dict)  # page file name -> the feedback page (HTML)
     rows: dict[str, NotebookRows] = field(default_factory=dict)  # notebook name (no suffix) -> its rows
-    timestamp: str | None = None  # the submission's time, as the scratch gradebook recorded it (ISO, UTC)
     note: str = ""  # what RestoreCellMetadata repaired to grade it (report.repairs_made), or ''
     failed: dict | None = None  # nbgrader's result ({"log", "error"}) when its autograde or feedback failed
 
@@ -137,13 +136,12 @@ def graded_cells(notebook) -> tuple[list[str], list[str]]:
     return grades, comments
 
 
-def read_rows(db_url: str, assignment: str, student: str, autograded: dict) -> tuple[dict[str, NotebookRows], str | None]:
+def read_rows(db_url: str, assignment: str, student: str, autograded: dict) -> dict[str, NotebookRows]:
     from nbgrader.api import Gradebook
 
     rows = {}
     with Gradebook(db_url) as gradebook:
         submission = gradebook.find_submission(assignment, student)
-        timestamp = submission.timestamp.isoformat() if submission.timestamp else None
         for notebook in submission.notebooks:
             if notebook.name not in autograded:
                 continue
@@ -152,7 +150,15 @@ def read_rows(db_url: str, assignment: str, student: str, autograded: dict) -> t
                       for g in notebook.grades if g.name in grade_names}
             comments = {c.name: c.auto_comment for c in notebook.comments if c.name in comment_names}
             rows[notebook.name] = NotebookRows(grades, comments, notebook.late_submission_penalty)
-    return rows, timestamp
+    return rows
+
+
+def save_run(replay_dir: Path, run) -> None:
+    """Where ExecuteAndProbe (replay_directory) finds what a worker ran, for nbgrader's autograde to take."""
+    folder = replay_dir / run.student
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, notebook_run in run.notebooks.items():
+        (folder / f"{Path(name).stem}.json").write_text(json.dumps(asdict(notebook_run)))
 
 
 def grade_in_scratch(job, run, bundle, checks_root: Path) -> ScratchGrading:
@@ -160,6 +166,7 @@ def grade_in_scratch(job, run, bundle, checks_root: Path) -> ScratchGrading:
     import nbformat
 
     from .course import nbgrader_api
+    from .parallel import write_files
     from .report import repairs_made
 
     with tempfile.TemporaryDirectory(prefix="coursekit-grade-") as scratch:
@@ -169,14 +176,9 @@ def grade_in_scratch(job, run, bundle, checks_root: Path) -> ScratchGrading:
         sources.mkdir(parents=True)
         for name, text in bundle.sources.items():
             (sources / name).write_text(text)
-        submitted = root / "submitted" / job.student / bundle.assignment
-        for relpath, content in job.files.items():
-            (submitted / relpath).parent.mkdir(parents=True, exist_ok=True)
-            (submitted / relpath).write_bytes(content)
+        write_files(root / "submitted" / job.student / bundle.assignment, job.files)
         replay_dir = root / "runs"
-        (replay_dir / job.student).mkdir(parents=True)
-        for name, notebook_run in run.notebooks.items():
-            (replay_dir / job.student / f"{Path(name).stem}.json").write_text(json.dumps(asdict(notebook_run)))
+        save_run(replay_dir, run)
         api = nbgrader_api(root, config=scratch_config(bundle.config, root, replay_dir, checks_root))
         with _nbgrader_lock:
             result = api.autograde(bundle.assignment, job.student, force=True, create=True)
@@ -189,7 +191,7 @@ def grade_in_scratch(job, run, bundle, checks_root: Path) -> ScratchGrading:
         feedback_dir = root / "feedback" / job.student / bundle.assignment
         autograded = {p.name: p.read_text(encoding="utf-8") for p in sorted(autograded_dir.glob("*.ipynb"))}
         notebooks = {Path(name).stem: nbformat.reads(text, as_version=4) for name, text in autograded.items()}
-        rows, timestamp = read_rows(api.coursedir.db_url, bundle.assignment, job.student, notebooks)
+        rows = read_rows(api.coursedir.db_url, bundle.assignment, job.student, notebooks)
         return ScratchGrading(autograded=autograded,
                               feedback={p.name: p.read_text(encoding="utf-8") for p in sorted(feedback_dir.glob("*.html"))},
-                              rows=rows, timestamp=timestamp, note=repairs_made(root, bundle.assignment, job.student))
+                              rows=rows, note=repairs_made(root, bundle.assignment, job.student))
