@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import io
 import sys
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -143,6 +144,14 @@ class _CheckPlugin:
         return report
 
 
+# pytest's session (run_checks) and nbgrader's converters (autograde, generate_feedback in scratch_grade) each move
+# the process into another working folder while they run, and at their end go back to the one they found. A worker
+# runs its jobs in threads, so they take turns: overlapping, a pytest session that began while nbgrader was in a job's
+# scratch course went back there after it was deleted (FileNotFoundError: 6 of 129 submissions in one bench run of
+# verify --mutants, each then graded a second time by the coordinator). Reentrant: a check run inside autograde is fine.
+working_folder_lock = threading.RLock()
+
+
 def run_checks(checks_dir: Path, student: dict, reference: dict) -> list[CheckResult]:
     """Run every hidden check of one assignment against one submission's probe values.
 
@@ -156,7 +165,7 @@ def run_checks(checks_dir: Path, student: dict, reference: dict) -> list[CheckRe
                for arg in ("-p", f"no:{name}")]
     args = [str(checks_dir), *skipped, "--assert=plain",
             "-c", str(checks_dir / "pytest.ini"), "--rootdir", str(checks_dir), "-W", "ignore"]
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    with working_folder_lock, contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         code = pytest.main(args, plugins=[plugin])
     if code not in (0, 1):
         raise RuntimeError(f"the hidden checks in {checks_dir} could not run (pytest exit code {code})")

@@ -48,6 +48,11 @@ class Progress:
     def begin(self, workers: str) -> None:
         print(f"running submissions on {workers}", flush=True)
 
+    @staticmethod
+    def reference(kept: bool) -> None:
+        print("the reference solution's values: kept from an earlier run (its notebooks, checks and settings unchanged)"
+              if kept else "running the reference solution", flush=True)
+
     def show(self, done: int, total: int, outcome) -> None:
         self.failed += not outcome.graded
         elapsed = time.monotonic() - self.started
@@ -98,7 +103,8 @@ def cmd_grade(args) -> int:
         print(f"{args.assignment} has no hidden checks ({checks_dir} holds no test_*.py): its visible tests decide, as in nbgrader", flush=True)
     progress = Progress()
     outcomes = grade_assignment(args.root, args.assignment, students, on_outcome=progress.show, workers=args.workers,
-                                scheduler=args.scheduler, on_start=progress.begin, regrade=args.regrade, sandboxed=sandboxed)
+                                scheduler=args.scheduler, on_start=progress.begin, regrade=args.regrade, sandboxed=sandboxed,
+                                on_reference=progress.reference)
     report = write_all_reports(args, config, run_outcomes=outcomes)
     graded = sum(o.graded for o in outcomes)
     print(f"\n{graded} of {len(outcomes)} graded in {time.monotonic() - progress.started:.1f} s; "

@@ -27,6 +27,7 @@ from .report import repairs_made
 from .commit import GradebookWriter
 from .parallel import (DaskWorkers, LocalWorkers, grade_submission, make_bundle, read_submission,
                        run_reference, with_reference)
+from .reference_store import load_reference, reference_key, save_reference
 from .scratch_grade import assignment_gradebook, save_run
 
 
@@ -275,54 +276,65 @@ def grade_assignment(root: Path, assignment: str, students: list[str] | None = N
                      on_outcome: Callable[[int, int, SubmissionOutcome], None] | None = None,
                      workers: int | None = None, scheduler: str | None = None,
                      on_start: Callable[[str], None] | None = None, regrade: bool = False,
-                     sandboxed: bool = False) -> list[SubmissionOutcome]:
+                     sandboxed: bool = False, on_reference: Callable[[bool], None] | None = None) -> list[SubmissionOutcome]:
     """Grade each student's submission: workers run, check and grade it, this process alone writes the course.
 
     Submissions are committed to the gradebook in batches, in the order their workers finish them:
     each batch is all that have finished by the time the previous one is written.
     A submission graded by an earlier run, and unchanged since, as are the reference and the
     checks, is kept as it is (its manual grades too), unless `regrade`: so a run that was
-    interrupted, started again, finishes the class without grading anyone twice.
+    interrupted, started again, finishes the class without grading anyone twice. The reference solution's
+    values are taken from an earlier run when nothing they depend on has changed (reference_store.py), unless
+    `regrade`; on_reference(True) says so, on_reference(False) that the solution runs.
     """
     notebook_names = [p.name for p in source_notebooks(root, assignment)]
     students = students if students is not None else find_students(root, assignment)
     config = load_config(root)
     checks_dir = hidden_checks_dir(config, root, assignment)
-    pool = open_workers(workers, scheduler, sandboxed)  # first: the workers start up while this process does the rest
+    bundle = make_bundle(checks_dir, assignment, config, root / "source" / assignment)
     outcomes: list[SubmissionOutcome] = []
+    ready, started, records = {}, {}, {}
+    checks_version = assignment_fingerprint(root, assignment, checks_dir)
+    for student in students:
+        started[student] = time.monotonic()
+        folder = Path("submitted") / student / assignment
+        problem = submission_problem(root, folder, notebook_names)
+        if problem:
+            outcomes.append(SubmissionOutcome(student, False, with_log(root, assignment, student, problem,
+                                                                      problem_log(root, folder)), 0.0))
+            if on_outcome:
+                on_outcome(len(outcomes), len(students), outcomes[-1])
+            continue
+        job = read_submission(root / "submitted" / student / assignment, student, notebook_names)
+        records[student] = {"submission": fingerprint(job.files), "assignment": checks_version}
+        if not regrade and was_graded(root, student, assignment, records[student]):
+            outcomes.append(SubmissionOutcome(student, True, "", 0.0, kept=True, note=repairs_made(root, assignment, student)))
+            if on_outcome:
+                on_outcome(len(outcomes), len(students), outcomes[-1])
+            continue
+        ready[student] = job
+    if not ready:
+        # nothing new to grade (a run again for `--lms`, or after an interrupted run that had finished): no worker,
+        # no kernel and no reference run; the reports are written from the gradebook as it is
+        return outcomes
+    pool = open_workers(workers, scheduler, sandboxed)
     try:
-        bundle = make_bundle(checks_dir, assignment, config, root / "source" / assignment)
         if on_start:
             on_start(pool.describe())
-        reference = pool.submit(run_reference, read_submission(root / "source" / assignment, "reference", notebook_names), bundle)
+        key = reference_key(bundle)
+        reference_values = None if regrade else load_reference(key)
+        if on_reference:
+            on_reference(reference_values is not None)
+        if reference_values is None:
+            reference = pool.submit(run_reference, read_submission(root / "source" / assignment, "reference", notebook_names), bundle)
         prepare_gradebook(root, assignment)  # while a worker runs the reference solution
         from . import checks  # noqa: F401 (nbgrader's autograde loads it for HiddenChecks; meanwhile, not on the first submission)
-        ready, started, records = {}, {}, {}
-        checks_version = assignment_fingerprint(root, assignment, checks_dir)
-        for student in students:
-            started[student] = time.monotonic()
-            folder = Path("submitted") / student / assignment
-            problem = submission_problem(root, folder, notebook_names)
-            if problem:
-                outcomes.append(SubmissionOutcome(student, False, with_log(root, assignment, student, problem,
-                                                                          problem_log(root, folder)), 0.0))
-                if on_outcome:
-                    on_outcome(len(outcomes), len(students), outcomes[-1])
-                continue
-            job = read_submission(root / "submitted" / student / assignment, student, notebook_names)
-            records[student] = {"submission": fingerprint(job.files), "assignment": checks_version}
-            if not regrade and was_graded(root, student, assignment, records[student]):
-                outcomes.append(SubmissionOutcome(student, True, "", 0.0, kept=True, note=repairs_made(root, assignment, student)))
-                if on_outcome:
-                    on_outcome(len(outcomes), len(students), outcomes[-1])
-                continue
-            ready[student] = job
-        if not ready:  # nothing new to grade
-            return outcomes
-        try:
-            reference_values = reference.result()
-        except Exception as exc:
-            raise CourseError(f"the reference solution in source/{assignment} could not be run: {exc}") from exc
+        if reference_values is None:
+            try:
+                reference_values = reference.result()
+            except Exception as exc:
+                raise CourseError(f"the reference solution in source/{assignment} could not be run: {exc}") from exc
+            save_reference(key, reference_values)
         with tempfile.TemporaryDirectory(prefix="coursekit-runs-") as replay_dir:
             api = nbgrader_api(root, overrides={"ExecuteAndProbe": {"replay_directory": replay_dir}})
             # workers grade in a scratch gradebook holding the assignment's rows; they then need no course

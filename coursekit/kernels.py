@@ -41,6 +41,8 @@ PRELOAD = ("torch", "numpy", "numpy.random", "PIL.Image", "PIL.PngImagePlugin", 
            "IPython.core.oinspect", "IPython.core.logger", "IPython.extensions.storemagic",
            "tornado.gen", "tornado.queues", "tornado.platform.asyncio", "sqlite3")
 SHARED_SERVER_ENV = "COURSEKIT_FORK_SERVER"  # a socket: use that fork server instead of starting one
+# the torch (OpenMP) threads of one kernel, as LocalWorkers sets it for the kernels that run side by side; unset, 1
+KERNEL_THREADS_ENV = "OMP_NUM_THREADS"
 
 
 # ---------------------------------------------------------------- server side
@@ -76,6 +78,8 @@ def become_kernel(request: dict) -> None:
     random.seed()
     numpy.random.seed()
     torch.seed()
+    # torch was imported by the server with a thread per core: kernels that run side by side must share the cores
+    torch.set_num_threads(max(1, int(os.environ.get(KERNEL_THREADS_ENV) or 1)))
     sys.argv = ["ipykernel_launcher", *request["argv"]]
     from ipykernel.kernelapp import IPKernelApp
 

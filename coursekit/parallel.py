@@ -107,7 +107,6 @@ def read_submission(folder: Path, student: str, notebooks: list[str]) -> Submiss
 
 # ---------------------------------------------------------------- worker side
 _bundle_roots: dict[str, Path] = {}
-_checks_lock = threading.Lock()
 _bundle_lock = threading.Lock()
 _scratch = None
 
@@ -189,8 +188,7 @@ def run_submission(job: SubmissionJob, bundle: CheckBundle) -> SubmissionRun:
             except Exception as exc:  # it is reported in the student's row; the other students go on
                 runs[name] = NotebookRun(None, [], f"{type(exc).__name__}: {exc}"[:1000])
                 continue
-            with _checks_lock:  # one pytest session at a time per process; jobs run in threads
-                results = run_checks(bundle_checks_root(bundle) / bundle.assignment, probes, bundle.reference.get(name, {}))
+            results = run_checks(bundle_checks_root(bundle) / bundle.assignment, probes, bundle.reference.get(name, {}))
             runs[name] = NotebookRun(dict(notebook), [asdict(r) for r in results], "")
     return SubmissionRun(job.student, runs, time.monotonic() - started, f"{os.uname().nodename}:{os.getpid()}")
 
@@ -257,8 +255,11 @@ def serve_jobs(conn, threads: int) -> None:
         while True:
             try:
                 message = conn.recv()
-            except EOFError:  # the coordinator is gone
-                return
+            except EOFError:
+                # the coordinator is gone (killed, say): no result can reach it, so stop now rather than grade every
+                # job still queued here for nobody (leaving the pool would wait for them all); the kernels stop with
+                # their fork server, which leaves when its parent does
+                os._exit(1)
             if message is None:
                 return
             job_id, fn, args = message
@@ -283,6 +284,11 @@ class WorkerFailed(RuntimeError):
     """A job's worker raised, or its worker process died; the message says which."""
 
 
+def kernel_threads(kernels_at_once: int) -> int:
+    """The torch threads each kernel gets when `kernels_at_once` run side by side on this machine."""
+    return max(1, (os.cpu_count() or 1) // max(1, kernels_at_once))
+
+
 class LocalWorkers:
     """Worker processes on this machine, each running several jobs at once in threads."""
 
@@ -290,7 +296,7 @@ class LocalWorkers:
 
     def __init__(self, count: int, fork_server: bool = True):
         from . import fork_sandbox
-        from .kernels import ForkServer
+        from .kernels import KERNEL_THREADS_ENV, ForkServer
 
         self.count = count
         # one fork server for all local workers: torch is imported once per run, not once per worker.
@@ -308,6 +314,11 @@ class LocalWorkers:
         context = multiprocessing.get_context("spawn")  # not fork: this process has threads and open databases
         if self.fork_server:
             os.environ[self.fork_server.shared_env] = self.fork_server.socket_path
+        # torch in each kernel gets this machine's cores divided by the kernels that run at once: with its default
+        # (every core) two kernels on 2 cores spin against each other in OpenMP's busy wait, and a few seconds of
+        # SGD took 40 times as long (bench/kernel_threads.py). The worker processes pass it on to their kernels (kernels.become_kernel).
+        threads_before = os.environ.get(KERNEL_THREADS_ENV)
+        os.environ[KERNEL_THREADS_ENV] = str(kernel_threads(count))
         try:
             for index in range(processes):
                 threads = count // processes + (index < count % processes)
@@ -321,6 +332,10 @@ class LocalWorkers:
         finally:
             if self.fork_server:
                 os.environ.pop(self.fork_server.shared_env, None)
+            if threads_before is None:  # as it was for this process's own kernels (the fallback)
+                os.environ.pop(KERNEL_THREADS_ENV, None)
+            else:
+                os.environ[KERNEL_THREADS_ENV] = threads_before
 
     def _receive(self, worker: dict) -> None:
         while True:

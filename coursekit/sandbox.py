@@ -140,7 +140,8 @@ def prepare_home(folder: Path) -> None:
         pass
 
 
-PASSED_ENV = ("NBGRADER_EXECUTION", "NBGRADER_VALIDATING")  # what nbgrader tells a kernel; nothing else of the grader's env
+# what nbgrader tells a kernel, and its torch threads (kernels.KERNEL_THREADS_ENV); nothing else of the grader's env
+PASSED_ENV = ("NBGRADER_EXECUTION", "NBGRADER_VALIDATING", "OMP_NUM_THREADS")
 
 
 def bwrap_common_argv() -> list[str]:
@@ -174,7 +175,7 @@ def kernel_env(home: str, passed_env: dict) -> dict:
 
     return {"HOME": home, "MPLCONFIGDIR": f"{home}/.config/matplotlib", "PATH": f"{sys.prefix}/bin:/usr/bin:/bin",
             "LANG": "C.UTF-8", "COURSEKIT_MNIST_SAMPLE": str(mnist_sample_path()), "PYTHONDONTWRITEBYTECODE": "1",
-            **{name: value for name, value in passed_env.items() if name in PASSED_ENV}}
+            "OMP_NUM_THREADS": "1", **{name: value for name, value in passed_env.items() if name in PASSED_ENV}}
 
 
 def disk_limit_argv(limits: "Sandbox", workdir: str, run_dir: str, home: str) -> list[str]:

@@ -75,8 +75,6 @@ def assignment_gradebook(db_url: str, course_id: str, assignment: str) -> bytes:
         return path.read_bytes()
 
 
-# nbgrader's apps log through one shared logger and set os.environ while they run: one submission at a time per process
-_nbgrader_lock = threading.Lock()
 _templates: dict[str, Path] = {}
 _template_lock = threading.Lock()
 _template_scratch = None
@@ -166,6 +164,7 @@ def grade_in_scratch(job, run, bundle, checks_root: Path) -> ScratchGrading:
     """nbgrader's autograde and generate_feedback for one submission that this worker has run. Never raises."""
     import nbformat
 
+    from .checks import working_folder_lock
     from .course import nbgrader_api
     from .parallel import write_files
     from .report import repairs_made
@@ -181,7 +180,9 @@ def grade_in_scratch(job, run, bundle, checks_root: Path) -> ScratchGrading:
         replay_dir = root / "runs"
         save_run(replay_dir, run)
         api = nbgrader_api(root, config=scratch_config(bundle.config, root, replay_dir, checks_root))
-        with _nbgrader_lock:
+        # one submission at a time per process: nbgrader's apps log through one shared logger, set os.environ and
+        # change the working folder while they run (the lock pytest's sessions take too, see checks.py)
+        with working_folder_lock:
             # nbgrader's Gradebook.add_submission hangs new rows on stored ones before adding them, which SQLAlchemy 2
             # warns of on stderr at each new submission; the rows are written all the same (test_coordinator)
             warnings.filterwarnings("ignore", message=r"Object of type <Submitted\w+> not in session", module="nbgrader")

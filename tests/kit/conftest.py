@@ -4,6 +4,7 @@ import ast
 import csv
 import html
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -28,6 +29,15 @@ TEST_LIMITS = "\nc.ExecuteAndProbe.timeout = 15\nc.ExecuteAndProbe.probe_timeout
 # each assignment's sample submissions (tests/hidden/<assignment>/samples.py), and the written answer they give
 SAMPLES = {a: require_samples(REPO, a).samples for a in (ASSIGNMENT, TRAINING, SIMPLE_NET)}
 WRITTEN_ANSWERS = {a: require_samples(REPO, a).written_answer for a in (ASSIGNMENT, TRAINING, SIMPLE_NET)}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def reference_cache(tmp_path_factory):
+    """Every coursekit run of the session keeps the reference solution's values (reference_store.py) in a folder of
+    the session's own: shared by its courses, which have the same notebooks and checks, and never what another
+    session left in ~/.cache."""
+    os.environ["COURSEKIT_CACHE_DIR"] = str(tmp_path_factory.mktemp("reference_cache"))
+    return Path(os.environ["COURSEKIT_CACHE_DIR"])
 
 
 SCREENSHOTS = REPO / ".pytest-screenshots"  # what a browser test showed when it failed, and the pages staff look at

@@ -133,7 +133,8 @@ def hostile_submissions(course):
         "            for i in range(8000):\n                f.write(b'x' * 2**20)\n"
         "    return ((preds > 0.0) == (targets == 1)).float().mean().item()")
     cases["memory_in_probe"] = hog
-    cases["reads_its_environment"] = with_last_cell(full(), "import os\nprint(sorted(os.environ.items()))")
+    cases["reads_its_environment"] = with_last_cell(full(), "import os, torch\nprint(sorted(os.environ.items()))\n"
+                                                           "print('torch threads:', torch.get_num_threads())")
     cases["exits_early"] = with_last_cell(reversed_labels(), "import sys\nsys.exit(0)")
 
     other = full()
@@ -277,6 +278,14 @@ def test_the_kernel_is_told_it_is_being_graded_and_nothing_else(hostile_run):
     assert GRADER_SECRET not in printed and "COURSEKIT_TEST_SECRET" not in printed
 
 
+def test_kernels_side_by_side_share_the_cores(hostile_run):
+    """Two kernels at once (--workers 2): torch in each gets half the cores. With torch's default, a thread per core
+    in each, they spin against each other in OpenMP's busy wait (bench/kernel_threads.py: 40 times slower on 2 cores)."""
+    graded = hostile_run["course"] / "autograded" / "reads_its_environment" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    printed = "".join(json.loads(graded.read_text())["cells"][-1]["outputs"][0]["text"])
+    assert f"torch threads: {max(1, os.cpu_count() // 2)}\n" in printed, printed
+
+
 def test_running_out_of_memory_is_said_in_words(hostile_run):
     row = hostile_run["grades"]["memory_in_probe"]
     checks = [c for c in read_csv(hostile_run["course"] / "reports" / ASSIGNMENT / "checks.csv")
@@ -383,6 +392,7 @@ def test_an_interrupted_run_finishes_the_class_when_started_again(tmp_path):
     before = {p: p.stat().st_mtime_ns for p in (course / "feedback").rglob("*.html")}
     third = run_coursekit(course, "grade", ASSIGNMENT, "--workers", "1").stdout
     assert third.count("kept: graded by an earlier run") == len(names)
+    assert "running submissions on" not in third  # nothing new: no worker, kernel or reference run is started
     assert {p: p.stat().st_mtime_ns for p in (course / "feedback").rglob("*.html")} == before
     assert read_csv(course / "reports" / ASSIGNMENT / "grades.csv") == list(rows.values())
 

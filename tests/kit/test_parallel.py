@@ -133,47 +133,127 @@ KERNEL_PROCESSES = {"auto": ("ipykernel_launcher", 2) if fork_sandbox_problem() 
                     "none": ("coursekit.kernels", 3)}
 
 
-@pytest.mark.parametrize("sandbox", list(KERNEL_PROCESSES))
-def test_ctrl_c_leaves_no_kernel_running(tmp_path, sandbox):
-    """Ctrl-C (SIGINT to the whole process group) while kernels run: coursekit stops them all."""
-    psutil = pytest.importorskip("psutil")
-    if sandbox == "auto" and bwrap_problem():
-        pytest.skip(bwrap_problem())
-    course = make_course(tmp_path / "course")
+def course_of_hanging_submissions(folder, sandbox: str, count: int):
+    """A course whose submissions each hang in their accuracy step (an endless loop)."""
+    course = make_course(folder)
     with open(course / "course_config.py", "a") as f:
         f.write(f"\nc.Sandbox.mode = {sandbox!r}\n")
-    marker, expected = KERNEL_PROCESSES[sandbox]
     write_samples(course, ASSIGNMENT, [])
     source = course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     release = course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     hangs = nbformat.from_dict(make_submission(source, release, None))
     next(c for c in hangs.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "accuracy").source = \
         "def accuracy(preds, targets):\n    while True:\n        pass"
-    for name in ("hangs_1", "hangs_2"):
-        write_submission(course, ASSIGNMENT, name, hangs)
+    for index in range(count):
+        write_submission(course, ASSIGNMENT, f"hangs_{index + 1}", hangs)
+    return course
+
+
+def processes_under(psutil, pid: int, marker: str = "") -> list:
+    found = []
+    for process in psutil.Process(pid).children(recursive=True):
+        try:
+            if marker in " ".join(process.cmdline()):
+                found.append(process)
+        except psutil.Error:
+            pass
+    return found
+
+
+def still_running(psutil, processes) -> list[int]:
+    return [p.pid for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+@pytest.mark.parametrize("sandbox", list(KERNEL_PROCESSES))
+def test_ctrl_c_leaves_no_kernel_running(tmp_path, sandbox):
+    """Ctrl-C (SIGINT to the whole process group) while kernels run: coursekit stops them all."""
+    psutil = pytest.importorskip("psutil")
+    if sandbox == "auto" and bwrap_problem():
+        pytest.skip(bwrap_problem())
+    course = course_of_hanging_submissions(tmp_path / "course", sandbox, 2)
+    marker, expected = KERNEL_PROCESSES[sandbox]
     # as from a terminal: a job started in the background (CI, say) would inherit SIGINT ignored
     run = subprocess.Popen([*COURSEKIT, "grade", ASSIGNMENT], cwd=course, start_new_session=True,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-
-    def forked_processes():
-        found = []
-        for process in psutil.Process(run.pid).children(recursive=True):
-            try:
-                if marker in " ".join(process.cmdline()):
-                    found.append(process)
-            except psutil.Error:
-                pass
-        return found
-
     deadline = time.monotonic() + 120
-    while len(forked_processes()) < expected and time.monotonic() < deadline:  # two hanging kernels (and the server)
+    while len(processes_under(psutil, run.pid, marker)) < expected and time.monotonic() < deadline:  # two hanging kernels (and the server)
         time.sleep(0.2)
-    seen = forked_processes()
+    seen = processes_under(psutil, run.pid, marker)
     assert len(seen) >= expected, "the kernels never started"
     os.killpg(run.pid, signal.SIGINT)
     out, err = run.communicate(timeout=60)
     assert run.returncode == 130, err[-2000:]
     assert "interrupted" in err
     time.sleep(1)
-    assert [p.pid for p in seen if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
+    assert still_running(psutil, seen) == []
+
+
+def test_killing_coursekit_alone_stops_its_workers_and_kernels(tmp_path):
+    """`kill -9` of the coursekit process alone (not its process group: the OOM killer, say) while a worker holds
+    more jobs than it runs: the workers and every kernel stop within seconds, rather than grade the queue for nobody."""
+    psutil = pytest.importorskip("psutil")
+    course = course_of_hanging_submissions(tmp_path / "course", "none", 12)
+    marker, expected = KERNEL_PROCESSES["none"]
+    run = subprocess.Popen([*COURSEKIT, "grade", ASSIGNMENT, "--workers", "2"], cwd=course, start_new_session=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(processes_under(psutil, run.pid, marker)) < expected and time.monotonic() < deadline:
+        time.sleep(0.2)
+    seen = processes_under(psutil, run.pid)  # the worker process, the fork server, the kernels
+    commands = {p.pid: " ".join(p.cmdline())[:100] for p in seen}
+    assert len([c for c in commands.values() if marker in c]) >= expected, "the kernels never started"
+    run.kill()
+    run.wait(10)
+    deadline = time.monotonic() + 5  # the fork server looks for its parent every second
+    while still_running(psutil, seen) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [commands[pid] for pid in still_running(psutil, seen)] == []
+
+
+SLOW_CHECK = '''import time
+
+import pytest
+
+
+@pytest.mark.grade("linear1", points=1)
+def test_takes_a_second():
+    """Long enough for the other job to leave and delete its scratch course meanwhile."""
+    time.sleep(1.0)
+'''
+
+
+def test_hidden_checks_take_turns_with_nbgrader_for_the_working_folder(tmp_path):
+    """A worker runs two jobs in threads. nbgrader's autograde (scratch_grade) moves the process into its job's scratch
+    course while it converts, and pytest's session goes back at its end to the folder it began in: a check run that
+    began meanwhile went back into a scratch course already deleted (FileNotFoundError; 6 of 129 submissions in one
+    bench run, each graded twice). Here the other job is what nbgrader's BaseConverter.start does, under the lock
+    scratch_grade takes."""
+    import threading
+
+    from coursekit.checks import run_checks, working_folder_lock
+
+    checks = tmp_path / "checks"
+    checks.mkdir()
+    (checks / "pytest.ini").write_text("[pytest]\n")
+    (checks / "test_slow.py").write_text(SLOW_CHECK)
+    scratch, home = tmp_path / "scratch_course", os.getcwd()
+    scratch.mkdir()
+    results, errors = [], []
+
+    def check():
+        try:
+            results.extend(run_checks(checks, {}, {}))
+        except Exception as exc:
+            errors.append(exc)
+
+    job = threading.Thread(target=check)
+    with working_folder_lock:
+        os.chdir(scratch)
+        job.start()
+        time.sleep(0.3)
+        os.chdir(home)
+        scratch.rmdir()
+    job.join(60)
+    assert errors == [] and [r.passed for r in results] == [True]
+    assert os.getcwd() == home
