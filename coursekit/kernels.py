@@ -41,7 +41,9 @@ PRELOAD = ("torch", "numpy", "numpy.random", "PIL.Image", "PIL.PngImagePlugin", 
            "IPython.core.oinspect", "IPython.core.logger", "IPython.extensions.storemagic",
            "tornado.gen", "tornado.queues", "tornado.platform.asyncio", "sqlite3")
 SHARED_SERVER_ENV = "COURSEKIT_FORK_SERVER"  # a socket: use that fork server instead of starting one
-# the torch (OpenMP) threads of one kernel, as LocalWorkers sets it for the kernels that run side by side; unset, 1
+# the torch (OpenMP) threads of one kernel: LocalWorkers sets it for the kernels that run side by side, and a sandbox
+# passes it on. Unset (nbgrader's own runs, one kernel at a time; a Dask worker started without it), a kernel keeps
+# torch's default, a thread per core.
 KERNEL_THREADS_ENV = "OMP_NUM_THREADS"
 
 
@@ -79,7 +81,9 @@ def become_kernel(request: dict) -> None:
     numpy.random.seed()
     torch.seed()
     # torch was imported by the server with a thread per core: kernels that run side by side must share the cores
-    torch.set_num_threads(max(1, int(os.environ.get(KERNEL_THREADS_ENV) or 1)))
+    threads = os.environ.get(KERNEL_THREADS_ENV, "").split(",")[0].strip()
+    if threads.isdigit() and int(threads) > 0:
+        torch.set_num_threads(int(threads))
     sys.argv = ["ipykernel_launcher", *request["argv"]]
     from ipykernel.kernelapp import IPKernelApp
 

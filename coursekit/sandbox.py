@@ -175,7 +175,7 @@ def kernel_env(home: str, passed_env: dict) -> dict:
 
     return {"HOME": home, "MPLCONFIGDIR": f"{home}/.config/matplotlib", "PATH": f"{sys.prefix}/bin:/usr/bin:/bin",
             "LANG": "C.UTF-8", "COURSEKIT_MNIST_SAMPLE": str(mnist_sample_path()), "PYTHONDONTWRITEBYTECODE": "1",
-            "OMP_NUM_THREADS": "1", **{name: value for name, value in passed_env.items() if name in PASSED_ENV}}
+            **{name: value for name, value in passed_env.items() if name in PASSED_ENV}}
 
 
 def disk_limit_argv(limits: "Sandbox", workdir: str, run_dir: str, home: str) -> list[str]:
