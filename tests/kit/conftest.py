@@ -40,6 +40,19 @@ def reference_cache(tmp_path_factory):
     return Path(os.environ["COURSEKIT_CACHE_DIR"])
 
 
+# the session fixtures that grow from the demo's course: every test that uses one runs in the same test process
+DEMO_FIXTURES = {"demo_course", "graded_course", "graded_training", "graded_simple_net"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """With pytest-xdist's --dist loadgroup (pyproject.toml), tests of one group run in one process, one after the
+    other: a module's tests share its module-scoped fixtures, and the demo's course is graded once for all that use it.
+    Each process builds the fixtures of the groups it gets, so a fixture split across two would be built twice."""
+    for item in items:
+        group = "demo_course" if DEMO_FIXTURES & set(item.fixturenames) else item.module.__name__
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 SCREENSHOTS = REPO / ".pytest-screenshots"  # what a browser test showed when it failed, and the pages staff look at
 
 

@@ -167,7 +167,8 @@ def hostile_run(tmp_path_factory):
         # other_language, empty_notebook and no_notebook are NOT GRADED: the run exits 1
         result = run_coursekit(course, "grade", ASSIGNMENT, "--workers", "2", status=1)
     grades = {row["student"]: row for row in read_csv(course / "reports" / ASSIGNMENT / "grades.csv")}
-    return {"course": course, "output": result.stdout, "grades": grades, "started": started, "disk_growth": disk.growth}
+    return {"course": course, "output": result.stdout, "grades": grades, "started": started, "ended": time.time(),
+            "disk_growth": disk.growth}
 
 
 class DiskWatch:
@@ -342,10 +343,33 @@ def test_every_submission_is_in_the_gradebook_once(hostile_run):
 
 
 def test_no_kernel_or_cgroup_is_left_behind(hostile_run):
-    leftovers = subprocess.run(["pgrep", "-f", "ipykernel_launcher"], capture_output=True, text=True).stdout.split()
-    assert leftovers == []
+    """Nothing of the run outlives it: no kernel, sandbox or fork server whose grader is gone (init, PID 1, adopts
+    those), and no cgroup made during the run. make test runs another test process beside this one, whose kernels
+    have a living grader and cgroups with processes in them."""
+    psutil = pytest.importorskip("psutil")
+    markers = ("ipykernel_launcher", "coursekit.fork_sandbox", "coursekit.kernels", "bwrap")
+    orphans = []
+    for process in psutil.process_iter(["ppid", "cmdline"]):
+        command = " ".join(process.info["cmdline"] or [])
+        if process.info["ppid"] == 1 and any(marker in command for marker in markers):
+            orphans.append(command[:200])
+    assert orphans == []
     cgroups = Path("/sys/fs/cgroup/pids/coursekit")
-    assert not [p for p in cgroups.glob("k*") if p.stat().st_mtime >= hostile_run["started"] - 1]
+
+    def left_behind():  # made while the run lasted, still there, with no process in it
+        found = []
+        for cgroup in cgroups.glob("k*"):
+            try:
+                made = cgroup.stat().st_mtime
+                if hostile_run["started"] - 1 <= made <= hostile_run["ended"] + 1 and not (cgroup / "cgroup.procs").read_text().split():
+                    found.append(cgroup.name)
+            except OSError:  # removed meanwhile
+                pass
+        return found
+
+    if left_behind():
+        time.sleep(2)  # another test's kernel may be ending at this moment; its grader removes its cgroups
+    assert left_behind() == []
 
 
 def grade_in_background(course):
