@@ -40,17 +40,26 @@ def reference_cache(tmp_path_factory):
     return Path(os.environ["COURSEKIT_CACHE_DIR"])
 
 
-# the session fixtures that grow from the demo's course: every test that uses one runs in the same test process
-DEMO_FIXTURES = {"demo_course", "graded_course", "graded_training", "graded_simple_net"}
+# the session fixtures that grow from the demo's course, and the test files that use one
+DEMO_FIXTURES = ("demo_course", "graded_course", "graded_training", "graded_simple_net")
+DEMO_FILES = {path.name for path in Path(__file__).parent.glob("test_*.py")
+              if re.search(r"\b(" + "|".join(DEMO_FIXTURES) + r")\b", path.read_text())}
 
 
-def pytest_collection_modifyitems(config, items):
-    """With pytest-xdist's --dist loadgroup (pyproject.toml), tests of one group run in one process, one after the
-    other: a module's tests share its module-scoped fixtures, and the demo's course is graded once for all that use it.
-    Each process builds the fixtures of the groups it gets, so a fixture split across two would be built twice."""
-    for item in items:
-        group = "demo_course" if DEMO_FIXTURES & set(item.fixturenames) else item.module.__name__
-        item.add_marker(pytest.mark.xdist_group(group))
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which would pick its load scheduling
+def pytest_xdist_make_scheduler(config, log):
+    """make test runs in two processes (pyproject.toml). Each takes whole files, so that a file's module-scoped
+    fixtures are built once; and every file that uses the demo's course goes to one process, which grades that
+    course once for them all. (pytest-xdist's own --dist loadgroup does not group under pytest 9: it renames
+    item._nodeid, which pytest 9 no longer reads.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class CourseScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::")[0]
+            return "the demo's course" if Path(path).name in DEMO_FILES else path
+
+    return CourseScheduling(config, log)
 
 
 SCREENSHOTS = REPO / ".pytest-screenshots"  # what a browser test showed when it failed, and the pages staff look at
@@ -247,3 +256,4 @@ def assert_no_grader_line_shown(course: Path, assignment: str, at_least: int = 1
     assert grader_lines_shown(course, assignment) == {}
     # clean by construction: the kit's own hints never needed the guard
     assert [c for c in read_csv(course / "reports" / assignment / "checks.csv") if c["withheld"]] == []
+
