@@ -283,7 +283,8 @@ def test_kernels_side_by_side_share_the_cores(hostile_run):
     """Two kernels at once (--workers 2): torch in each gets half the cores. With torch's default, a thread per core
     in each, they spin against each other in OpenMP's busy wait (bench/kernel_threads.py: 40 times slower on 2 cores)."""
     graded = hostile_run["course"] / "autograded" / "reads_its_environment" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
-    printed = "".join(json.loads(graded.read_text())["cells"][-1]["outputs"][0]["text"])
+    # every stream output of the cell: on a busy machine the second print arrives as an output of its own
+    printed = "".join("".join(output.get("text", "")) for output in json.loads(graded.read_text())["cells"][-1]["outputs"])
     assert f"torch threads: {max(1, os.cpu_count() // 2)}\n" in printed, printed
 
 
