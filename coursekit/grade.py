@@ -321,7 +321,7 @@ def grade_assignment(root: Path, assignment: str, students: list[str] | None = N
     try:
         if on_start:
             on_start(pool.describe())
-        key = reference_key(bundle)
+        key = reference_key(bundle, checks_version)
         reference_values = None if regrade else load_reference(key)
         if on_reference:
             on_reference(reference_values is not None)
