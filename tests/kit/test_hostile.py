@@ -125,12 +125,14 @@ def hostile_submissions(course):
     cases["output_flood"] = with_last_cell(full(), "for i in range(300_000):\n    print('flood', i)")
     # 600 MiB into each folder it can write: each write stops at the sandbox's 512 MiB of files
     cases["fills_every_folder"] = with_last_cell(full(), FILL_EVERY_FOLDER)
-    # an accuracy that, when the probe calls it (its first prediction is 0.05), fills the kernel's memory
+    # an accuracy that, when the probe calls it (its first prediction is 0.05), fills the kernel's memory: 8000 MiB
+    # of a file in memory, past the address-space limit, in one call (a loop of 1 MiB writes took 3.5 s idle and
+    # more than the probe's 15 s on a busy CI machine, where the step then timed out before the memory ran out)
     hog = full()
     cell(hog, "accuracy").source = (
         "def accuracy(preds, targets):\n    import os\n    if abs(float(preds[0]) - 0.05) < 1e-6:\n"
         "        with open(os.path.dirname(os.environ['HOME']) + '/fill', 'wb') as f:\n"
-        "            for i in range(8000):\n                f.write(b'x' * 2**20)\n"
+        "            os.posix_fallocate(f.fileno(), 0, 8000 * 2**20)\n"
         "    return ((preds > 0.0) == (targets == 1)).float().mean().item()")
     cases["memory_in_probe"] = hog
     cases["reads_its_environment"] = with_last_cell(full(), "import os, torch\nprint(sorted(os.environ.items()))\n"
