@@ -257,3 +257,20 @@ def test_hidden_checks_take_turns_with_nbgrader_for_the_working_folder(tmp_path)
     job.join(60)
     assert errors == [] and [r.passed for r in results] == [True]
     assert os.getcwd() == home
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: one worker process is all there is to use")
+def test_two_jobs_at_once_run_in_two_processes_on_two_cores():
+    """The Python half of grading a submission (nbgrader's autograde and feedback, the hidden checks) runs on one core
+    in a process, where nbgrader and the checks take turns: two jobs at once on two cores go to two worker processes."""
+    from coursekit.parallel import LocalWorkers, worker_processes
+
+    pool = LocalWorkers(2)
+    try:
+        pids = {future.result(timeout=120) for future in [pool.submit(os.getpid), pool.submit(os.getpid)]}
+    finally:
+        pool.close()
+    assert len(pids) == 2 and os.getpid() not in pids, pids
+    # one per core up to one per job, and no process with more than its most threads
+    assert [worker_processes(count, 2, 4) for count in (1, 2, 8, 16)] == [1, 2, 2, 4]
+    assert worker_processes(64, 64, 4) == 64
