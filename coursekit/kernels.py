@@ -114,14 +114,15 @@ def stop_kernels(signum=None, frame=None) -> None:
     os._exit(0)
 
 
-def serve(socket_path: str, start_child=become_kernel) -> None:
-    """Fork a child for each request on socket_path, which runs start_child(request) and exits."""
+def serve(socket_path: str, start_child=become_kernel, owner: int | None = None) -> None:
+    """Fork a child for each request on socket_path, which runs start_child(request) and exits; stop, with every
+    kernel, once the process `owner` (by default the parent) is no longer the parent."""
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(socket_path)
     server.listen(64)  # listening before the imports: early requests wait in the backlog, not fail
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the grader, which stops us in order
     signal.signal(signal.SIGTERM, stop_kernels)
-    owner = os.getppid()
+    owner = owner or os.getppid()
     preload()
     server.settimeout(1.0)
     signal.signal(signal.SIGCHLD, reap_children)
@@ -165,8 +166,10 @@ class ForkServer:
         return tempfile.mkdtemp(prefix="ck-")
 
     def server_command(self, socket_path: str) -> list[str]:
-        # -Xfrozen_modules=off, as in the python3 kernelspec: the debugger that ipykernel loads asks for it
-        return [sys.executable, "-Xfrozen_modules=off", "-m", "coursekit.kernels", socket_path]
+        # -Xfrozen_modules=off, as in the python3 kernelspec: the debugger that ipykernel loads asks for it. The
+        # grader's pid goes along: a server that read its parent itself, after a grader that died within its first
+        # second (before the server's imports were done), read init's, and outlived it for good
+        return [sys.executable, "-Xfrozen_modules=off", "-m", "coursekit.kernels", socket_path, str(os.getpid())]
 
     def alive(self) -> bool:
         return self.process.poll() is None if self.process else os.path.exists(self.socket_path)
@@ -307,4 +310,4 @@ class ForkedKernelManager(AsyncKernelManager):
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1])
+    serve(sys.argv[1], owner=int(sys.argv[2]) if len(sys.argv) > 2 else None)

@@ -274,3 +274,22 @@ def test_two_jobs_at_once_run_in_two_processes_on_two_cores():
     # one per core up to one per job, and no process with more than its most threads
     assert [worker_processes(count, 2, 4) for count in (1, 2, 8, 16)] == [1, 2, 2, 4]
     assert worker_processes(64, 64, 4) == 64
+
+
+def test_a_fork_server_whose_grader_died_at_once_stops(tmp_path):
+    """A grader that dies within its first second, before its fork server has even imported itself (a worker that
+    failed to start, say): the server stops too. It used to read its parent only then, read init's, and run forever
+    (seen for real: a server 58 minutes old, whose script had crashed at once, failed the hostile suite's orphan check)."""
+    psutil = pytest.importorskip("psutil")
+    printed = tmp_path / "server_pid"  # a file, not a pipe: the server keeps what it inherits open
+    with printed.open("w") as out:
+        subprocess.run([sys.executable, "-c", "import os\nfrom coursekit.kernels import ForkServer\n"
+                        "print(ForkServer().process.pid, flush=True)\nos._exit(0)"], stdout=out, timeout=60, check=True)
+    server = psutil.Process(int(printed.read_text().split()[0]))
+    deadline = time.monotonic() + 60  # it looks for its grader once its imports (torch) are done, then every second
+    while still_running(psutil, [server]) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    left = still_running(psutil, [server])
+    if left:
+        server.kill()
+    assert left == []
