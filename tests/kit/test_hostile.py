@@ -126,8 +126,9 @@ def hostile_submissions(course):
     # 600 MiB into each folder it can write: each write stops at the sandbox's 512 MiB of files
     cases["fills_every_folder"] = with_last_cell(full(), FILL_EVERY_FOLDER)
     # an accuracy that, when the probe calls it (its first prediction is 0.05), fills the kernel's memory: 8000 MiB
-    # of a file in memory, past the address-space limit, in one call (a loop of 1 MiB writes took 3.5 s idle and
-    # more than the probe's 15 s on a busy CI machine, where the step then timed out before the memory ran out)
+    # of a file in memory (it counts against the memory cgroup's 4096 MiB, not the address space) in one call (a loop
+    # of 1 MiB writes took 3.5 s idle and more than the probe's 15 s on a busy CI machine, where the step then timed
+    # out before the memory ran out)
     hog = full()
     cell(hog, "accuracy").source = (
         "def accuracy(preds, targets):\n    import os\n    if abs(float(preds[0]) - 0.05) < 1e-6:\n"
