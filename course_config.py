@@ -75,10 +75,15 @@ c.WithholdGraderText.source_directory = str(COURSE_ROOT / "source")
 # not a verdict. (c.Similarity.min_evidence: the own code, in fingerprints, it takes to score 1.0; default 100.)
 c.Similarity.threshold = 0.5
 # generate_feedback: nbconvert's HTML exporter, minus a full re-parse of each page when it changes nothing
+# and a second highlighting of code it has already highlighted
 c.GenerateFeedback.exporter_class = "coursekit.report.FeedbackExporter"
 # The pages made from autograded notebooks (feedback, and formgrader started in this folder, which loads
 # this file through nbgrader_config.py) clean what they show once more; nbgrader's templates render
 # Markdown with markdown2html and never clean it, so that filter is replaced by one that does
 c.HTMLExporter.sanitize_html = True
+# autograde, feedback and formgrader check the notebook against nbformat's schema once, after their last step,
+# instead of after each of their ten or so (a tenth of the CPU that autograde and feedback took); a notebook a step
+# left invalid still fails
+c.Exporter.optimistic_validation = True
 c.HTMLExporter.filters = {"markdown2html": "coursekit.clean.CleanMarkdown2HTML", "clean_html": "coursekit.clean.CleanHTML",
                           "get_metadata": "coursekit.clean.safe_get_metadata"}

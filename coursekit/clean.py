@@ -34,6 +34,7 @@ to formgrader's. So it would take patching nbgrader's handlers and templates.
 from __future__ import annotations
 
 import html
+import json
 import re
 from html.parser import HTMLParser
 from xml.etree import ElementTree
@@ -239,14 +240,40 @@ class CleanHTML(LoggingConfigurable):
                             protocols=[*PROTOCOLS, "data"], strip=False, css_sanitizer=CSSSanitizer())
 
 
+class Remembered:
+    """A pure function's results by key, shared by a process's threads, at most `size` of them (all are dropped when
+    full). A class's pages show the same text again and again: the book's prose and code, the checks' tests."""
+
+    def __init__(self, size: int = 4096):
+        self.size, self.results = size, {}
+
+    def get(self, key, compute):
+        if key not in self.results:
+            if len(self.results) >= self.size:
+                self.results.clear()
+            self.results[key] = compute()
+        return self.results[key]
+
+
+MARKDOWN_PAGES = Remembered()
+
+
 class CleanMarkdown2HTML(LoggingConfigurable):
     """The markdown2html filter of those pages: the exporter's own, then cleaned.
 
     nbgrader's formgrade and feedback templates render Markdown cells with
-    markdown2html and never clean it, even with sanitize_html on.
+    markdown2html and never clean it, even with sanitize_html on. Each distinct
+    cell is rendered and cleaned once per process, keyed by everything
+    HTMLExporter.markdown2html reads; with embed_images on, which reads image files, nothing is remembered.
     """
 
     jinja_pass_arg = CONTEXT
 
     def __call__(self, context, source) -> str:
-        return CleanHTML(parent=self)(self.parent.markdown2html(context, source))
+        exporter = self.parent
+        render = lambda: CleanHTML(parent=self)(exporter.markdown2html(context, source))  # noqa: E731
+        if exporter.embed_images:  # then the page holds image files read from the notebook's folder: not remembered
+            return render()
+        key = (source, json.dumps(context.get("cell", {}).get("attachments", {}), sort_keys=True),
+               exporter.anchor_link_text, exporter.exclude_anchor_links, repr(exporter.lexer_options))
+        return MARKDOWN_PAGES.get(key, render)

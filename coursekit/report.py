@@ -24,7 +24,7 @@ from nbconvert.filters.highlight import Highlight2HTML
 from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
 from traitlets import default
 
-from .clean import LIMIT_NOTE
+from .clean import LIMIT_NOTE, Remembered
 from .course import CourseError
 
 
@@ -238,13 +238,26 @@ class TemplateBytecode(jinja2.BytecodeCache):
 
 
 COMPILED_TEMPLATES = TemplateBytecode()
+HIGHLIGHTED = Remembered()
+
+
+class RememberedHighlight2HTML(Highlight2HTML):
+    """nbconvert's code highlighting, each distinct cell once per process: most code on a class's feedback pages is
+    the same for every student. Keyed by everything that _pygments_highlight reads (of the cell's metadata, only
+    magics_language)."""
+
+    def __call__(self, source, language=None, metadata=None):
+        key = (source, language or self.pygments_lexer, (metadata or {}).get("magics_language"),
+               repr(sorted(self.extra_formatter_options.items())))
+        return HIGHLIGHTED.get(key, lambda: super(RememberedHighlight2HTML, self).__call__(source, language, metadata))
 
 
 class FeedbackExporter(HTMLExporter):
-    """nbconvert's HTMLExporter, for nbgrader's generate_feedback, with two costs removed.
+    """nbconvert's HTMLExporter, for nbgrader's generate_feedback, with three costs removed.
 
     nbgrader makes a new exporter for each student, which compiles the templates
-    again; here they are compiled once per process. And the accessibility pass
+    again; here they are compiled once per process. Each distinct code cell is
+    highlighted once per process (RememberedHighlight2HTML). And the accessibility pass
     parses the whole page with BeautifulSoup (0.4 s of the 0.7 s a page takes) to
     add alt text to images and tabindex to lab-template cells; nbgrader's feedback
     template has neither unless an output holds an image, and then it still runs.
@@ -265,7 +278,7 @@ class FeedbackExporter(HTMLExporter):
         # the same filters HTMLExporter.from_notebook_node registers before rendering
         language = nb.metadata.get("language_info", {})
         lexer = language.get("pygments_lexer", language.get("name", None))
-        self.register_filter("highlight_code", self.filters.get("highlight_code", Highlight2HTML(pygments_lexer=lexer, parent=self)))
+        self.register_filter("highlight_code", self.filters.get("highlight_code", RememberedHighlight2HTML(pygments_lexer=lexer, parent=self)))
         resources = self._init_resources(resources)
         self.register_filter("filter_data_type", WidgetsDataTypeFilter(notebook_metadata=self._nb_metadata, parent=self, resources=resources))
         html, resources = TemplateExporter.from_notebook_node(self, nb, resources, **kw)

@@ -164,3 +164,36 @@ def test_locked_markdown_is_left_as_the_instructor_wrote_it():
     nb, _ = CleanForStaff().preprocess(new_notebook(cells=[locked, new_markdown_cell(text)]), {})
     assert nb.cells[0].source == text and compute_checksum(nb.cells[0]) == locked.metadata.nbgrader["checksum"]
     assert nb.cells[1].source != text and "<img" not in nb.cells[1].source
+
+
+def test_a_remembered_part_of_a_page_is_what_rendering_it_gives():
+    """Feedback pages render each distinct Markdown cell and highlight each distinct code cell once per process
+    (clean.MARKDOWN_PAGES, report.HIGHLIGHTED): a class's pages repeat the book's text and code. A part is remembered
+    by all it is made from: the same text with another attachment, or the same code in another cell language,
+    renders anew, and what is remembered is what rendering it again would give."""
+    from nbconvert.filters.highlight import Highlight2HTML
+
+    from coursekit.clean import MARKDOWN_PAGES
+    from coursekit.report import HIGHLIGHTED, FeedbackExporter, RememberedHighlight2HTML
+
+    text = "A digit: ![digit](attachment:digit.png)\n\n<script>window.__xss = 1</script>"
+    resources = {"nbgrader": {"notebook": "n", "score": 0, "max_score": 2, "late_penalty": 0}}
+
+    def page(png: str) -> str:
+        nb = new_notebook(cells=[new_markdown_cell(text, attachments={"digit.png": {"image/png": png}})])
+        return course_exporter(FeedbackExporter, "feedback").from_notebook_node(nb, resources=resources)[0]
+
+    MARKDOWN_PAGES.results.clear()
+    first, second = page("Zmlyc3Q="), page("c2Vjb25k")
+    assert "data:image/png;base64,Zmlyc3Q=" in first and "data:image/png;base64,c2Vjb25k" in second
+    assert active_parts(first) == active_parts(second) == []
+    MARKDOWN_PAGES.results.clear()
+    assert page("c2Vjb25k") == second
+
+    code = "%%bash\nfor name in *; do echo \"$name\"; done"
+    highlight = RememberedHighlight2HTML(pygments_lexer="ipython3")
+    HIGHLIGHTED.results.clear()
+    as_python, as_bash = highlight(code), highlight(code, metadata={"magics_language": "bash"})
+    assert as_python != as_bash
+    assert as_bash == Highlight2HTML(pygments_lexer="ipython3")(code, metadata={"magics_language": "bash"})
+    assert highlight(code) == as_python == Highlight2HTML(pygments_lexer="ipython3")(code)
