@@ -40,24 +40,43 @@ def reference_cache(tmp_path_factory):
     return Path(os.environ["COURSEKIT_CACHE_DIR"])
 
 
-# the session fixtures that grow from the demo's course, and the test files that use one
+# the session fixtures that grow from the demo's course
 DEMO_FIXTURES = ("demo_course", "graded_course", "graded_training", "graded_simple_net")
-DEMO_FILES = {path.name for path in Path(__file__).parent.glob("test_*.py")
-              if re.search(r"\b(" + "|".join(DEMO_FIXTURES) + r")\b", path.read_text())}
+
+
+def demo_tests(path: Path) -> set[str]:
+    """The tests of a file that use the demo's course: those whose decorators, signature or body name one of
+    DEMO_FIXTURES (or one by GRADED[...]), or a function of the file that does (a module fixture built on it, a helper)."""
+    text = path.read_text()
+    lines = text.splitlines()
+    functions = {node.name: "\n".join(lines[min([d.lineno for d in node.decorator_list] + [node.lineno]) - 1:node.end_lineno])
+                 for node in ast.parse(text).body if isinstance(node, ast.FunctionDef)}
+    uses, grown = set(DEMO_FIXTURES), True
+    while grown:  # GRADED[...]: an assignment's graded fixture, by name
+        found = {name for name, source in functions.items()
+                 if name not in uses and re.search(r"\bGRADED\[|\b(" + "|".join(map(re.escape, uses)) + r")\b", source)}
+        uses |= found
+        grown = bool(found)
+    return {name for name in uses if name.startswith("test_")}
+
+
+DEMO_TESTS = {path.name: demo_tests(path) for path in Path(__file__).parent.glob("test_*.py")}
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which would pick its load scheduling
 def pytest_xdist_make_scheduler(config, log):
-    """make test runs in two processes (pyproject.toml). Each takes whole files, so that a file's module-scoped
-    fixtures are built once; and every file that uses the demo's course goes to one process, which grades that
-    course once for them all. (pytest-xdist's own --dist loadgroup does not group under pytest 9: it renames
-    item._nodeid, which pytest 9 no longer reads.)"""
+    """make test runs in three processes (pyproject.toml). Each takes whole files, so that a file's module-scoped
+    fixtures are built once; but every test that uses the demo's course goes to one process, which grades that
+    course once for them all, while the other tests of its file may run elsewhere. (pytest-xdist's own --dist
+    loadgroup does not group under pytest 9: it renames item._nodeid, which pytest 9 no longer reads.)"""
     from xdist.scheduler import LoadScopeScheduling
 
     class CourseScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            path = nodeid.split("::")[0]
-            return "the demo's course" if Path(path).name in DEMO_FILES else path
+            path, _, test = nodeid.partition("::")
+            if test.split("::")[-1].split("[")[0] in DEMO_TESTS.get(Path(path).name, ()):
+                return "the demo's course"
+            return path
 
     return CourseScheduling(config, log)
 
