@@ -65,7 +65,7 @@ DEMO_TESTS = {path.name: demo_tests(path) for path in Path(__file__).parent.glob
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which would pick its load scheduling
 def pytest_xdist_make_scheduler(config, log):
-    """make test runs in three processes (pyproject.toml). Each takes whole files, so that a file's module-scoped
+    """make test runs in two processes (pyproject.toml). Each takes whole files, so that a file's module-scoped
     fixtures are built once; but every test that uses the demo's course goes to one process, which grades that
     course once for them all, while the other tests of its file may run elsewhere. (pytest-xdist's own --dist
     loadgroup does not group under pytest 9: it renames item._nodeid, which pytest 9 no longer reads.)"""
