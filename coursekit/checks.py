@@ -33,6 +33,7 @@ from nbformat.v4 import new_output
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Unicode
 
+from .course import has_hidden_checks
 from .execute import execute_and_probe, probes_file
 
 NOT_ATTEMPTED = "NotImplementedError"
@@ -173,10 +174,6 @@ def run_checks(checks_dir: Path, student: dict, reference: dict) -> list[CheckRe
     for name in [m for m, mod in sys.modules.items() if getattr(mod, "__file__", None) and str(checks_dir) in str(mod.__file__)]:
         del sys.modules[name]
     return plugin.results
-
-
-def has_hidden_checks(checks_dir: Path) -> bool:
-    return checks_dir.is_dir() and any(checks_dir.glob("test_*.py"))
 
 
 def step_scores(results: list[CheckResult]) -> dict[str, tuple[float, float]]:

@@ -22,12 +22,13 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 import warnings
 from pathlib import Path
 
-from .course import CourseError, find_course_root, put_venv_on_path
+from .course import CourseError, find_course_root, leave_quickly, put_venv_on_path
 
 
 def cmd_release(args) -> int:
@@ -38,6 +39,29 @@ def cmd_release(args) -> int:
     return 0
 
 
+class CtrlC:
+    """Ctrl-C, remembered. nbgrader's API turns a KeyboardInterrupt raised inside it into a failed result (its
+    capture_log has a bare `except:`), and so may a library's import: the run would go on grading. The handler
+    raises KeyboardInterrupt as Python's own does, and check() raises it again at the run's next step."""
+
+    pressed = False
+
+    @classmethod
+    def install(cls) -> None:
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where SIGINT is ignored (a background job)
+            signal.signal(signal.SIGINT, cls.handle)
+
+    @classmethod
+    def handle(cls, signum, frame) -> None:
+        cls.pressed = True
+        raise KeyboardInterrupt
+
+    @classmethod
+    def check(cls) -> None:
+        if cls.pressed:
+            raise KeyboardInterrupt
+
+
 class Progress:
     """One line per submission: how many are done and failed, the rate so far, and the time left."""
 
@@ -46,14 +70,17 @@ class Progress:
         self.failed = 0
 
     def begin(self, workers: str) -> None:
+        CtrlC.check()
         print(f"running submissions on {workers}", flush=True)
 
     @staticmethod
     def reference(kept: bool) -> None:
+        CtrlC.check()
         print("the reference solution's values: kept from an earlier run (its notebooks, checks and settings unchanged)"
               if kept else "running the reference solution", flush=True)
 
     def show(self, done: int, total: int, outcome) -> None:
+        CtrlC.check()
         self.failed += not outcome.graded
         elapsed = time.monotonic() - self.started
         rate = done / elapsed * 60 if elapsed else 0.0
@@ -72,9 +99,8 @@ SOME_NOT_GRADED, NO_SUBMISSIONS = 1, 2
 
 
 def cmd_grade(args) -> int:
-    from .course import hidden_checks_dir, load_config
+    from .course import has_hidden_checks, hidden_checks_dir, load_config
     from .grade import find_students, grade_assignment
-    from .checks import has_hidden_checks
     from .sandbox import sandbox_plan
 
     students = args.student or find_students(args.root, args.assignment)
@@ -102,9 +128,12 @@ def cmd_grade(args) -> int:
     if not has_hidden_checks(checks_dir):
         print(f"{args.assignment} has no hidden checks ({checks_dir} holds no test_*.py): its visible tests decide, as in nbgrader", flush=True)
     progress = Progress()
+    # meanwhile: the reports' modules (copydetect and the matplotlib it loads among them: about 1.5 s) load while
+    # the workers grade, rather than after the last submission
     outcomes = grade_assignment(args.root, args.assignment, students, on_outcome=progress.show, workers=args.workers,
                                 scheduler=args.scheduler, on_start=progress.begin, regrade=args.regrade, sandboxed=sandboxed,
-                                on_reference=progress.reference)
+                                on_reference=progress.reference, meanwhile=import_report_modules)
+    CtrlC.check()
     report = write_all_reports(args, config, run_outcomes=outcomes)
     graded = sum(o.graded for o in outcomes)
     print(f"\n{graded} of {len(outcomes)} graded in {time.monotonic() - progress.started:.1f} s; "
@@ -145,6 +174,12 @@ def lms_settings(args) -> dict | None:
         return None
     settings["include_pending"] = settings.get("include_pending") or args.include_pending
     return settings
+
+
+def import_report_modules() -> None:
+    from . import class_report, report, similarity  # noqa: F401
+
+    CtrlC.check()
 
 
 def write_all_reports(args, config, run_outcomes: list | None = None) -> dict:
@@ -269,8 +304,6 @@ def cmd_lab(args) -> int:
     formgrader = url.replace("/lab?", "/formgrader?")
     print(f"JupyterLab for {args.root} (its nbgrader_config.py), on this machine only:\n  {url}\n"
           f"formgrader:\n  {formgrader}\nCtrl-C stops it.", flush=True)
-    import signal
-
     # stopped by a signal (a service manager, `timeout`), JupyterLab stops too, and shuts its kernels down
     signal.signal(signal.SIGTERM, lambda *_: server.terminate())
     try:
@@ -454,6 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.set_defaults(run=cmd_demo)
     args = parser.parse_args(argv)
     put_venv_on_path()
+    CtrlC.install()
     # nbgrader's gradebook code trips SQLAlchemy warnings that say nothing to course staff
     warnings.filterwarnings("ignore", module="nbgrader")
     warnings.filterwarnings("ignore", message=".*not in session.*")
@@ -462,12 +496,22 @@ def main(argv: list[str] | None = None) -> int:
             args.root = find_course_root(args.course)
         return args.run(args)
     except CourseError as exc:
+        if CtrlC.pressed:  # what nbgrader made of Ctrl-C (a step that "failed")
+            return interrupted()
         print(f"coursekit: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        # every submission reported as done is in the gradebook already; its kernels have been stopped
-        print("coursekit: interrupted; what was reported as done is in the gradebook", file=sys.stderr)
-        return 130
+        return interrupted()
+    finally:
+        leave_quickly()
+
+
+def interrupted() -> int:
+    # every submission reported as done is in the gradebook already; its kernels have been stopped. A second
+    # Ctrl-C no longer cuts the exit short (the status says 130, interrupted, whenever it comes)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    print("coursekit: interrupted; what was reported as done is in the gradebook", file=sys.stderr)
+    return 130
 
 
 if __name__ == "__main__":

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .course import CourseError, grading_files, hidden_checks_dir, load_config, nbgrader_api, source_notebooks
-from .report import repairs_made
+from .course import (CourseError, grading_files, hidden_checks_dir, load_config, nbgrader_api, repairs_made,
+                     source_notebooks)
 from .commit import GradebookWriter
 from .parallel import (DaskWorkers, LocalWorkers, grade_submission, make_bundle, read_submission,
                        run_reference, with_reference)
@@ -263,20 +263,23 @@ def commit_batch(api, writer: GradebookWriter, replay_dir: Path, assignment: str
     return outcomes
 
 
-def open_workers(workers: int | None, scheduler: str | None, sandboxed: bool):
+def open_workers(workers: int | None, scheduler: str | None, sandboxed: bool, jobs: int | None = None):
+    """The Dask cluster at `scheduler`, else local workers: `workers` (default: one per core), but no more than `jobs`."""
     if scheduler:
         try:
             return DaskWorkers(scheduler)
         except ConnectionError as exc:
             raise CourseError(str(exc)) from exc
-    return LocalWorkers(max(1, workers or os.cpu_count() or 1), fork_server=not sandboxed)
+    count = max(1, workers or os.cpu_count() or 1)
+    return LocalWorkers(min(count, max(1, jobs)) if jobs else count, fork_server=not sandboxed)
 
 
 def grade_assignment(root: Path, assignment: str, students: list[str] | None = None,
                      on_outcome: Callable[[int, int, SubmissionOutcome], None] | None = None,
                      workers: int | None = None, scheduler: str | None = None,
                      on_start: Callable[[str], None] | None = None, regrade: bool = False,
-                     sandboxed: bool = False, on_reference: Callable[[bool], None] | None = None) -> list[SubmissionOutcome]:
+                     sandboxed: bool = False, on_reference: Callable[[bool], None] | None = None,
+                     meanwhile: Callable[[], None] | None = None) -> list[SubmissionOutcome]:
     """Grade each student's submission: workers run, check and grade it, this process alone writes the course.
 
     Submissions are committed to the gradebook in batches, in the order their workers finish them:
@@ -285,7 +288,8 @@ def grade_assignment(root: Path, assignment: str, students: list[str] | None = N
     checks, is kept as it is (its manual grades too), unless `regrade`: so a run that was
     interrupted, started again, finishes the class without grading anyone twice. The reference solution's
     values are taken from an earlier run when nothing they depend on has changed (reference_store.py), unless
-    `regrade`; on_reference(True) says so, on_reference(False) that the solution runs.
+    `regrade`; on_reference(True) says so, on_reference(False) that the solution runs. meanwhile() is called once
+    every submission is handed to the workers, before the first is done: the caller's own work that need not wait.
     """
     notebook_names = [p.name for p in source_notebooks(root, assignment)]
     students = students if students is not None else find_students(root, assignment)
@@ -317,18 +321,18 @@ def grade_assignment(root: Path, assignment: str, students: list[str] | None = N
         # nothing new to grade (a run again for `--lms`, or after an interrupted run that had finished): no worker,
         # no kernel and no reference run; the reports are written from the gradebook as it is
         return outcomes
-    pool = open_workers(workers, scheduler, sandboxed)
+    key = reference_key(bundle, checks_version)
+    reference_values = None if regrade else load_reference(key)
+    # no more worker processes than jobs: a run for one late submission starts one, not one per core
+    pool = open_workers(workers, scheduler, sandboxed, jobs=len(ready) + (reference_values is None))
     try:
         if on_start:
             on_start(pool.describe())
-        key = reference_key(bundle, checks_version)
-        reference_values = None if regrade else load_reference(key)
         if on_reference:
             on_reference(reference_values is not None)
         if reference_values is None:
             reference = pool.submit(run_reference, read_submission(root / "source" / assignment, "reference", notebook_names), bundle)
         prepare_gradebook(root, assignment)  # while a worker runs the reference solution
-        from . import checks  # noqa: F401 (nbgrader's autograde loads it for HiddenChecks; meanwhile, not on the first submission)
         if reference_values is None:
             try:
                 reference_values = reference.result()
@@ -343,6 +347,8 @@ def grade_assignment(root: Path, assignment: str, students: list[str] | None = N
             futures = {pool.submit(grade_submission, job, shared): student for student, job in ready.items()}
             writer = GradebookWriter(api, assignment)
             try:
+                if meanwhile:
+                    meanwhile()
                 for batch in pool.batches(futures):
                     for outcome in commit_batch(api, writer, Path(replay_dir), assignment,
                                                 [(futures[f], f) for f in batch], started):

@@ -19,13 +19,17 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import importlib
 import multiprocessing
 import os
+import pickle
 import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+
+from .course import leave_quickly
 
 # The worker functions import nbformat, torch, nbgrader and pytest when they first run, so that
 # the coordinator can open its pool before it loads any of them and the workers start meanwhile.
@@ -41,7 +45,9 @@ class CheckBundle:
     assignment: str
     files: dict[str, str]  # the hidden check folder: file name -> text (probes.py, test_*.py, pytest.ini)
     execution: dict  # configuration sections for ExecuteAndProbe, from course_config.py
-    reference: dict = field(default_factory=dict, compare=False)  # notebook name -> the reference solution's probe values
+    # the reference solution's probe values (notebook name -> values), pickled: the coordinator passes them on as
+    # they are, since unpickling them would import torch there (about 2.5 CPU s, and 1 s more at exit) for nothing
+    reference: bytes = field(default=b"", compare=False)
     sources: dict[str, str] = field(default_factory=dict)  # notebook name -> the source notebook (JSON), for its cells' marks
     # for grading in the worker (scratch_grade.py): the course's whole nbgrader configuration, and a gradebook
     # (sqlite file) holding this assignment's rows; without a gradebook, workers only run and the coordinator grades
@@ -188,7 +194,7 @@ def run_submission(job: SubmissionJob, bundle: CheckBundle) -> SubmissionRun:
             except Exception as exc:  # it is reported in the student's row; the other students go on
                 runs[name] = NotebookRun(None, [], f"{type(exc).__name__}: {exc}"[:1000])
                 continue
-            results = run_checks(bundle_checks_root(bundle) / bundle.assignment, probes, bundle.reference.get(name, {}))
+            results = run_checks(bundle_checks_root(bundle) / bundle.assignment, probes, reference_values(bundle).get(name, {}))
             runs[name] = NotebookRun(dict(notebook), [asdict(r) for r in results], "")
     return SubmissionRun(job.student, runs, time.monotonic() - started, f"{os.uname().nodename}:{os.getpid()}")
 
@@ -207,8 +213,26 @@ def grade_submission(job: SubmissionJob, bundle: CheckBundle) -> GradedSubmissio
     return GradedSubmission(run, grading)
 
 
-def run_reference(job: SubmissionJob, bundle: CheckBundle) -> dict:
-    """The reference solution's probe values, per notebook; raises if the solution fails its own probes."""
+_UNPICKLED: dict[str, dict] = {}  # a digest of a bundle's pickled reference -> its values, unpickled once per process
+
+
+def reference_values(bundle: CheckBundle) -> dict:
+    """notebook name -> the reference solution's probe values, from the bundle's pickle."""
+    if not bundle.reference:
+        return {}
+    digest = hashlib.sha256(bundle.reference).hexdigest()
+    values = _UNPICKLED.get(digest)
+    if values is None:
+        values = pickle.loads(bundle.reference)
+        if len(_UNPICKLED) >= 4:  # a few runs' references at most: a Dask worker may serve many runs
+            _UNPICKLED.clear()
+        _UNPICKLED[digest] = values
+    return values
+
+
+def run_reference(job: SubmissionJob, bundle: CheckBundle) -> bytes:
+    """The reference solution's probe values, per notebook, pickled (CheckBundle.reference); raises if the solution
+    fails its own probes."""
     from .checks import require_working_reference
 
     reference = {}
@@ -217,12 +241,18 @@ def run_reference(job: SubmissionJob, bundle: CheckBundle) -> dict:
         for name in job.notebooks:
             _, probes = execute_notebook(job.files[name], workdir, bundle, REFERENCE, name)
             reference[name] = require_working_reference(probes, name)
-    return reference
+    return pickle.dumps(reference, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+# what grading imports (torch, nbgrader, pytest among them: about 4 CPU s)
+WORKER_MODULES = ("coursekit.checks", "coursekit.execute", "coursekit.kernels")
 
 
 def warm_up() -> None:
-    """Import what grading needs now, while the coordinator prepares the gradebook."""
-    from . import checks, execute, kernels  # noqa: F401
+    """Import what grading needs now, while the coordinator prepares the gradebook (a no-op in a local worker,
+    forked with them imported)."""
+    for module in WORKER_MODULES:
+        importlib.import_module(module)
 
 
 # ---------------------------------------------------------------- coordinator side
@@ -233,12 +263,16 @@ class Shared:
     key: str
 
 
-def serve_jobs(conn, threads: int) -> None:
-    """A local worker process: run the jobs that arrive on conn, `threads` at a time, and send back results.
+def serve_jobs(conn, threads: int, environment: dict[str, str] | None = None) -> None:
+    """A local worker process: run the jobs that arrive on conn, `threads` at a time, and send back results;
+    `environment`, the coordinator's at the time it started this worker (not the fork server's, from its first).
 
     Threads beyond one process per core (worker_processes): a job often waits for its kernel (a process of its
     own), and each extra worker process would import torch, nbgrader and pytest once more.
     """
+    if environment is not None:
+        os.environ.clear()
+        os.environ.update(environment)
     warm_up()
     shared: dict[str, object] = {}
     send_lock = threading.Lock()
@@ -261,13 +295,14 @@ def serve_jobs(conn, threads: int) -> None:
                 # their fork server, which leaves when its parent does
                 os._exit(1)
             if message is None:
-                return
+                break
             job_id, fn, args = message
             if fn == "share":
                 shared[args[0].key] = args[1]
                 continue
             args = [shared[a.key] if isinstance(a, Shared) else a for a in args]
             pool.submit(fn, *args).add_done_callback(lambda f, job_id=job_id: reply(job_id, f))
+    leave_quickly()  # the process ends here: the coordinator's close() waits for it
 
 
 # the most finished submissions the coordinator writes in one gradebook transaction: each batch's
@@ -320,7 +355,11 @@ class LocalWorkers:
         processes = worker_processes(count, os.cpu_count() or 1, self.THREADS_PER_PROCESS)
         self.workers, self.pending, self.lock = [], {}, threading.Lock()
         self.job_ids = iter(range(1, 1 << 62))
-        context = multiprocessing.get_context("spawn")  # not fork: this process has threads and open databases
+        # forkserver: one process imports what grading needs once (WORKER_MODULES) and each worker is forked from it,
+        # ready (spawn: each worker imported it all again, 4 CPU s before its first job); not fork: this process
+        # has threads and open databases
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(list(WORKER_MODULES))
         if self.fork_server:
             os.environ[self.fork_server.shared_env] = self.fork_server.socket_path
         # torch in each kernel gets this machine's cores divided by the kernels that run at once: with its default
@@ -332,7 +371,8 @@ class LocalWorkers:
             for index in range(processes):
                 threads = count // processes + (index < count % processes)
                 ours, theirs = context.Pipe()
-                process = context.Process(target=serve_jobs, args=(theirs, threads), daemon=True, name=f"coursekit-worker-{index}")
+                process = context.Process(target=serve_jobs, args=(theirs, threads, dict(os.environ)), daemon=True,
+                                          name=f"coursekit-worker-{index}")
                 process.start()
                 theirs.close()
                 worker = {"conn": ours, "process": process, "in_flight": 0, "send": threading.Lock()}
@@ -448,5 +488,5 @@ class DaskWorkers:
         self.client.close()
 
 
-def with_reference(bundle: CheckBundle, reference: dict, gradebook: bytes = b"") -> CheckBundle:
+def with_reference(bundle: CheckBundle, reference: bytes, gradebook: bytes = b"") -> CheckBundle:
     return replace(bundle, reference=reference, gradebook=gradebook)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import pickle
 import tempfile
 from importlib import metadata
 from pathlib import Path
@@ -45,23 +44,28 @@ def reference_key(bundle: CheckBundle, assignment_version: str) -> str:
     return f"{bundle.assignment}-{digest.hexdigest()[:32]}"
 
 
-def load_reference(key: str) -> dict | None:
-    """The values kept under key, or None (none kept, or a file that cannot be read: the solution runs again)."""
+# a file holds the SHA-256 digest of its pickle, then the pickle: the coordinator checks a file whole without
+# unpickling it (which would import torch there); the workers unpickle it
+DIGEST_BYTES = hashlib.sha256().digest_size
+
+
+def load_reference(key: str) -> bytes | None:
+    """The pickled values kept under key, or None (none kept, or a file that is not whole: the solution runs again)."""
     try:
-        with open(cache_folder() / f"{key}.pickle", "rb") as f:
-            values = pickle.load(f)
-    except Exception:
+        data = (cache_folder() / f"{key}.pickle").read_bytes()
+    except OSError:
         return None
-    return values if isinstance(values, dict) else None
+    digest, values = data[:DIGEST_BYTES], data[DIGEST_BYTES:]
+    return values if values and hashlib.sha256(values).digest() == digest else None
 
 
-def save_reference(key: str, values: dict) -> None:
-    """Keep the values under key; a cache that cannot be written costs the next run time, not its result."""
+def save_reference(key: str, values: bytes) -> None:
+    """Keep the pickled values under key; a cache that cannot be written costs the next run time, not its result."""
     folder = cache_folder()
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{key}-", delete=False) as f:
-            pickle.dump(values, f, protocol=pickle.HIGHEST_PROTOCOL)
+            f.write(hashlib.sha256(values).digest() + values)
         os.replace(f.name, folder / f"{key}.pickle")  # whole or not at all, also with two runs at once
     except Exception:
         pass

@@ -25,7 +25,7 @@ from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
 from traitlets import default
 
 from .clean import LIMIT_NOTE, Remembered
-from .course import CourseError
+from .course import CourseError, repairs_made
 
 
 def read_gradebook(db_url: str, assignment: str, notebook: str, students: list[str]) -> dict[str, dict[str, float | None]]:
@@ -82,18 +82,6 @@ class RecordedOutcome:
     graded: bool
     message: str = ""
     note: str = ""
-
-
-def repairs_made(root: Path, assignment: str, student: str) -> str:
-    """What RestoreCellMetadata did to this submission's notebooks (their metadata, coursekit.repairs), in one line."""
-    notes = []
-    for path in sorted((root / "autograded" / student / assignment).glob("*.ipynb")):
-        try:
-            repairs = json.loads(path.read_text(encoding="utf-8"))["metadata"].get("coursekit", {}).get("repairs") or []
-        except (OSError, ValueError, KeyError, AttributeError):
-            continue
-        notes.extend(f"{path.name}: {r}" for r in repairs if isinstance(r, str))
-    return "; ".join(notes)
 
 
 def read_recorded(folder: Path) -> dict[str, dict]:

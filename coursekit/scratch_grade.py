@@ -215,7 +215,7 @@ def grade_in_scratch(job, run, bundle, checks_root: Path) -> ScratchGrading:
     from .checks import working_folder_lock
     from .course import nbgrader_api
     from .parallel import write_files
-    from .report import repairs_made
+    from .course import repairs_made
 
     with tempfile.TemporaryDirectory(prefix="coursekit-grade-") as scratch:
         root = Path(scratch)

@@ -130,7 +130,8 @@ def test_unreachable_scheduler_is_a_clear_error(tmp_path):
 # command; where that mode is not available, each kernel is a process of its own (bwrap, then python). Without the
 # sandbox they come from the fork server (the server and 2 kernels).
 KERNEL_PROCESSES = {"auto": ("ipykernel_launcher", 2) if fork_sandbox_problem() else ("coursekit.fork_sandbox", 7),
-                    "none": ("coursekit.kernels", 3)}
+                    # "-m": the worker processes' command line (multiprocessing's forkserver) names coursekit.kernels too
+                    "none": ("-m coursekit.kernels", 3)}
 
 
 def course_of_hanging_submissions(folder, sandbox: str, count: int):
@@ -187,6 +188,34 @@ def test_ctrl_c_leaves_no_kernel_running(tmp_path, sandbox):
     assert "interrupted" in err
     time.sleep(1)
     assert still_running(psutil, seen) == []
+
+
+def test_ctrl_c_inside_nbgrader_still_stops_the_run():
+    """nbgrader's API catches everything (capture_log's bare `except:`): Ctrl-C inside one of its steps becomes a
+    step that failed, and a run would go on grading. The kit remembers the Ctrl-C and stops at its next step."""
+    import logging
+
+    from nbgrader.utils import capture_log
+
+    from coursekit.cli import CtrlC
+
+    class Step:  # an nbgrader app whose start() is where Ctrl-C comes
+        log = logging.getLogger("coursekit-test")
+
+        def start(self):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)  # the handler runs long before this ends
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    try:
+        CtrlC.install()
+        result = capture_log(Step())
+        assert result["success"] is False and "KeyboardInterrupt" in result["error"]  # what nbgrader made of it
+        with pytest.raises(KeyboardInterrupt):
+            CtrlC.check()
+    finally:
+        signal.signal(signal.SIGINT, before)
+        CtrlC.pressed = False
 
 
 def test_killing_coursekit_alone_stops_its_workers_and_kernels(tmp_path):

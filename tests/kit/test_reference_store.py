@@ -10,7 +10,7 @@ RAN, KEPT = "running the reference solution", "the reference solution's values: 
 LABELS_REVERSED = next(s for s in SAMPLES[ASSIGNMENT] if s.name == "labels_reversed")
 
 
-def test_the_reference_runs_again_only_when_what_it_depends_on_changes(tmp_path):
+def test_the_reference_runs_again_only_when_what_it_depends_on_changes(tmp_path, reference_cache):
     course = make_course(tmp_path / "course")
     probes = course / "tests" / "hidden" / ASSIGNMENT / "probes.py"
     probes.write_text(probes.read_text() + f"\n# {uuid.uuid4()}: a version of the checks no other test grades with\n")
@@ -23,6 +23,7 @@ def test_the_reference_runs_again_only_when_what_it_depends_on_changes(tmp_path)
     write_submission(course, ASSIGNMENT, "late", make_submission(source, release, LABELS_REVERSED))
     second = run_coursekit(course, "grade", ASSIGNMENT).stdout
     assert KEPT in second and RAN not in second
+    assert "running submissions on 1 local worker (1 process)" in second  # one job: no second worker to start
     rows = {row["student"]: row for row in read_csv(course / "reports" / ASSIGNMENT / "grades.csv")}
     assert scores(rows["first"]) == FULL
     late = scores(rows["late"])
@@ -33,3 +34,11 @@ def test_the_reference_runs_again_only_when_what_it_depends_on_changes(tmp_path)
     probes.write_text(probes.read_text() + "# changed\n")
     third = run_coursekit(course, "grade", ASSIGNMENT, "--student", "late").stdout
     assert RAN in third and KEPT not in third
+
+    # the file kept is not whole (a disk that filled up, say): the solution runs again rather than grade against it
+    kept = max((reference_cache / "reference").glob(f"{ASSIGNMENT}-*.pickle"), key=lambda p: p.stat().st_mtime)
+    kept.write_bytes(kept.read_bytes()[:-100])
+    write_submission(course, ASSIGNMENT, "latest", make_submission(source, release, None))
+    fourth = run_coursekit(course, "grade", ASSIGNMENT, "--student", "latest").stdout
+    assert RAN in fourth and KEPT not in fourth
+    assert scores({row["student"]: row for row in read_csv(course / "reports" / ASSIGNMENT / "grades.csv")}["latest"]) == FULL
