@@ -24,12 +24,14 @@ test: $(STAMP)
 
 # coursekit verify --mutants on every assignment: mutants made/killed/equivalent and time (target < 10 min each); then
 # two kernels side by side with torch's default threads and with the grader's (about 1 minute); then
+# a kernel's start and stop with jupyter_client's fixed waits and without them (about 1 minute); then
 # coursekit grade against plain nbgrader autograde; prints figures (about 20 minutes); then
 # coursekit similarity on a class of 500 (about 2 minutes, most of it writing the classes); then
 # nbgrader's own tests, stock and with the kit's pipeline injected (about 15 minutes; make test runs a subset)
 bench: $(STAMP)
 	$(VENV)/bin/python bench/mutants.py
 	$(VENV)/bin/python bench/kernel_threads.py
+	$(VENV)/bin/python bench/kernel_start.py
 	$(VENV)/bin/python bench/grading.py
 	$(VENV)/bin/python bench/similarity.py
 	$(VENV)/bin/python bench/nbgrader_suite.py

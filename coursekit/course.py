@@ -145,10 +145,31 @@ def repairs_made(root: Path, assignment: str, student: str) -> str:
     return "; ".join(notes)
 
 
+_process_folders: list = []
+
+
+def process_folder(prefix: str) -> Path:
+    """A temporary folder for as long as this process lives, removed by leave_quickly(). A local worker process is
+    ended by multiprocessing with os._exit, which runs no atexit handler: TemporaryDirectory's own clean-up never
+    ran there, and each worker left its copy of the hidden checks and its gradebooks in /tmp."""
+    import tempfile
+
+    folder = tempfile.TemporaryDirectory(prefix=prefix)
+    _process_folders.append(folder)
+    return Path(folder.name)
+
+
+def remove_process_folders() -> None:
+    while _process_folders:
+        _process_folders.pop().cleanup()
+
+
 def leave_quickly() -> None:
-    """For a process about to exit: the interpreter's last garbage collections then skip every object alive now.
-    With torch, nbgrader and nbconvert imported, they walked about a million objects: 1 to 1.4 s of each exit of
-    a coursekit command or worker process, for memory the operating system takes back anyway."""
+    """For a process about to exit: its temporary folders are removed, and the interpreter's last garbage
+    collections then skip every object alive now. With torch, nbgrader and nbconvert imported, they walked about a
+    million objects: 1 to 1.4 s of each exit of a coursekit command or worker process, for memory the operating
+    system takes back anyway."""
     import gc
 
+    remove_process_folders()
     gc.freeze()

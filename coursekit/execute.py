@@ -22,7 +22,7 @@ from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell, new_output
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbgrader.preprocessors import Execute
-from traitlets import Bool, Integer, Unicode
+from traitlets import Bool, Enum, Integer, Unicode
 
 from . import probe_runtime
 from .clean import LIMIT_NOTE
@@ -97,6 +97,11 @@ class ExecuteAndProbe(Execute):
                                "use a worker's run of this very notebook instead of running it again.").tag(config=True)
     notebook_timeout = Integer(600, help="Seconds the cells of one notebook may run in all; cells past it are not run.").tag(config=True)
     max_output_bytes = Integer(200_000, help="Output one cell may keep; the rest is dropped, with a note.").tag(config=True)
+    # nbclient's default, "graceful", interrupts the kernel, asks it to shut down and waits for it to exit: the
+    # grader wants nothing more from a kernel once its probes have run, and a student's atexit handler gets no say
+    shutdown_kernel = Enum(["graceful", "immediate"], default_value="immediate", help=(
+        "How a notebook's kernel is stopped once its cells and probes have run: immediate kills it (and whatever it "
+        "started); graceful asks it to shut down first.")).tag(config=True)
     runs_reference = Bool(False, help="This is the reference solution, which gets longer time limits (REFERENCE_ALLOWANCE); "
                           "set by coursekit, not in a configuration file.")
 

@@ -271,7 +271,7 @@ def open_workers(workers: int | None, scheduler: str | None, sandboxed: bool, jo
         except ConnectionError as exc:
             raise CourseError(str(exc)) from exc
     count = max(1, workers or os.cpu_count() or 1)
-    return LocalWorkers(min(count, max(1, jobs)) if jobs else count, fork_server=not sandboxed)
+    return LocalWorkers(min(count, jobs or count), fork_server=not sandboxed)
 
 
 def grade_assignment(root: Path, assignment: str, students: list[str] | None = None,
@@ -322,28 +322,28 @@ def grade_assignment(root: Path, assignment: str, students: list[str] | None = N
         # no kernel and no reference run; the reports are written from the gradebook as it is
         return outcomes
     key = reference_key(bundle, checks_version)
-    reference_values = None if regrade else load_reference(key)
+    reference_pickle = None if regrade else load_reference(key)
     # no more worker processes than jobs: a run for one late submission starts one, not one per core
-    pool = open_workers(workers, scheduler, sandboxed, jobs=len(ready) + (reference_values is None))
+    pool = open_workers(workers, scheduler, sandboxed, jobs=len(ready) + (reference_pickle is None))
     try:
         if on_start:
             on_start(pool.describe())
         if on_reference:
-            on_reference(reference_values is not None)
-        if reference_values is None:
+            on_reference(reference_pickle is not None)
+        if reference_pickle is None:
             reference = pool.submit(run_reference, read_submission(root / "source" / assignment, "reference", notebook_names), bundle)
         prepare_gradebook(root, assignment)  # while a worker runs the reference solution
-        if reference_values is None:
+        if reference_pickle is None:
             try:
-                reference_values = reference.result()
+                reference_pickle = reference.result()
             except Exception as exc:
                 raise CourseError(f"the reference solution in source/{assignment} could not be run: {exc}") from exc
-            save_reference(key, reference_values)
+            save_reference(key, reference_pickle)
         with tempfile.TemporaryDirectory(prefix="coursekit-runs-") as replay_dir:
             api = nbgrader_api(root, overrides={"ExecuteAndProbe": {"replay_directory": replay_dir}})
             # workers grade in a scratch gradebook holding the assignment's rows; they then need no course
             gradebook = assignment_gradebook(api.coursedir.db_url, api.coursedir.course_id, assignment)
-            shared = pool.share(with_reference(bundle, reference_values, gradebook))
+            shared = pool.share(with_reference(bundle, reference_pickle, gradebook))
             futures = {pool.submit(grade_submission, job, shared): student for student, job in ready.items()}
             writer = GradebookWriter(api, assignment)
             try:

@@ -30,8 +30,9 @@ import threading
 import time
 import uuid
 
-from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning import LocalProvisioner
+
+from .prompt_kernels import PromptKernelManager
 
 # Imported by the server before it forks anything: what a course notebook and a kernel need
 # (the ipykernel and IPython modules are the ones a kernel imports as it starts; found by comparing sys.modules)
@@ -148,6 +149,13 @@ def serve(socket_path: str, start_child=become_kernel, owner: int | None = None)
 
 
 # ---------------------------------------------------------------- grader side
+def socket_folder_parent() -> str | None:
+    """Where to make a folder for unix sockets: the temporary folder (None), or /tmp when the temporary folder's
+    path leaves too little of the 107 bytes a socket's path may have (a long TMPDIR; pytest's temporary folders),
+    where binding failed with "AF_UNIX path too long". Python 3.13's multiprocessing falls back the same way."""
+    return "/tmp" if len(tempfile.gettempdir()) > 60 and os.path.isdir("/tmp") else None
+
+
 class ForkServer:
     """A fork server: started by this process, or one that another process started (socket_path)."""
 
@@ -163,7 +171,7 @@ class ForkServer:
         self.folder = os.path.dirname(self.socket_path)
 
     def make_folder(self) -> str:
-        return tempfile.mkdtemp(prefix="ck-")
+        return tempfile.mkdtemp(prefix="ck-", dir=socket_folder_parent())
 
     def server_command(self, socket_path: str) -> list[str]:
         # -Xfrozen_modules=off, as in the python3 kernelspec: the debugger that ipykernel loads asks for it. The
@@ -293,7 +301,7 @@ class ForkedKernelProvisioner(LocalProvisioner):
         await super().cleanup(restart=restart)
 
 
-class ForkedKernelManager(AsyncKernelManager):
+class ForkedKernelManager(PromptKernelManager):
     """An AsyncKernelManager whose kernels come from this process's fork server, over ipc."""
 
     def __init__(self, **kwargs):

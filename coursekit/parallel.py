@@ -21,6 +21,7 @@ import concurrent.futures
 import hashlib
 import importlib
 import multiprocessing
+import multiprocessing.util
 import os
 import pickle
 import tempfile
@@ -29,7 +30,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from .course import leave_quickly
+from .course import leave_quickly, process_folder, remove_process_folders
 
 # The worker functions import nbformat, torch, nbgrader and pytest when they first run, so that
 # the coordinator can open its pool before it loads any of them and the workers start meanwhile.
@@ -114,7 +115,7 @@ def read_submission(folder: Path, student: str, notebooks: list[str]) -> Submiss
 # ---------------------------------------------------------------- worker side
 _bundle_roots: dict[str, Path] = {}
 _bundle_lock = threading.Lock()
-_scratch = None
+_checks_folder: Path | None = None
 
 
 def bundle_checks_root(bundle: CheckBundle) -> Path:
@@ -124,15 +125,15 @@ def bundle_checks_root(bundle: CheckBundle) -> Path:
 
 
 def _write_bundle(bundle: CheckBundle) -> Path:
-    global _scratch
+    global _checks_folder
     if bundle.key not in _bundle_roots:
-        if _scratch is None:
-            _scratch = tempfile.TemporaryDirectory(prefix="coursekit-checks-")
-        folder = Path(_scratch.name) / bundle.key / bundle.assignment
+        if _checks_folder is None:
+            _checks_folder = process_folder("coursekit-checks-")
+        folder = _checks_folder / bundle.key / bundle.assignment
         folder.mkdir(parents=True)
         for name, text in bundle.files.items():
             (folder / name).write_text(text)
-        sources = Path(_scratch.name) / f"{bundle.key}-source" / bundle.assignment  # RestoreCellMetadata's layout
+        sources = _checks_folder / f"{bundle.key}-source" / bundle.assignment  # RestoreCellMetadata's layout
         sources.mkdir(parents=True)
         for name, text in bundle.sources.items():
             (sources / name).write_text(text)
@@ -293,7 +294,11 @@ def serve_jobs(conn, threads: int, environment: dict[str, str] | None = None) ->
                 # the coordinator is gone (killed, say): no result can reach it, so stop now rather than grade every
                 # job still queued here for nobody (leaving the pool would wait for them all); the kernels stop with
                 # their fork server, which leaves when its parent does
-                os._exit(1)
+                leave_at_once(1)
+            except KeyboardInterrupt:
+                # Ctrl-C reached the whole process group, and the coordinator stops the run: so does this worker, with
+                # its kernels, rather than wait for jobs whose kernels may never answer
+                leave_at_once(130)
             if message is None:
                 break
             job_id, fn, args = message
@@ -333,6 +338,31 @@ def worker_processes(count: int, cores: int, most_threads: int) -> int:
     return max(-(-count // most_threads), min(count, max(1, cores)))
 
 
+def leave_at_once(status: int) -> None:
+    """End this worker process now, but first stop its kernels and remove their cgroups (KernelCgroups.remove_all:
+    once its jobs' threads can no longer do it, they stayed behind, empty, until a run an hour later) and its
+    temporary folders."""
+    from .sandbox import KernelCgroups
+
+    KernelCgroups.remove_all()
+    remove_process_folders()
+    os._exit(status)
+
+
+def short_multiprocessing_folder() -> None:
+    """multiprocessing's forkserver listens on a unix socket in its folder (pymp-*, made once in the temporary folder):
+    where that path would be too long for a socket, the folder is made in /tmp instead (kernels.socket_folder_parent)."""
+    from .kernels import socket_folder_parent
+
+    parent = socket_folder_parent()
+    if parent:
+        saved, tempfile.tempdir = tempfile.tempdir, parent
+        try:
+            multiprocessing.util.get_temp_dir()  # made now, under parent, and kept for this process
+        finally:
+            tempfile.tempdir = saved
+
+
 class LocalWorkers:
     """Worker processes on this machine (one per core, up to --workers), each running its share of the jobs in threads."""
 
@@ -360,6 +390,7 @@ class LocalWorkers:
         # has threads and open databases
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(list(WORKER_MODULES))
+        short_multiprocessing_folder()
         if self.fork_server:
             os.environ[self.fork_server.shared_env] = self.fork_server.socket_path
         # torch in each kernel gets this machine's cores divided by the kernels that run at once: with its default

@@ -34,10 +34,11 @@ import time
 import uuid
 from pathlib import Path
 
-from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning import LocalProvisioner
 from traitlets import Enum, Integer
 from traitlets.config import Configurable
+
+from .prompt_kernels import PromptKernelManager
 
 SANDBOX_UID = 1000
 SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc/ld.so.cache", "/etc/localtime", "/etc/alternatives")
@@ -187,16 +188,22 @@ def disk_limit_argv(limits: "Sandbox", workdir: str, run_dir: str, home: str) ->
 
 def sockets_parent() -> str | None:
     """Where each kernel's run folder (connection file, ipc sockets) is made: /dev/shm, in memory, where a
-    kernel's writes count against its memory cgroup instead of filling a disk; else the temporary folder."""
+    kernel's writes count against its memory cgroup instead of filling a disk; else the temporary folder (or /tmp,
+    kernels.socket_folder_parent)."""
+    from .kernels import socket_folder_parent
+
     shm = "/dev/shm"
-    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else socket_folder_parent()
 
 
 class KernelCgroups:
     """A pids and a memory cgroup (v1 or v2) for one kernel, where this machine lets coursekit make them."""
 
+    live: set[KernelCgroups] = set()  # this process's, not removed yet: remove_all() as a worker stops on Ctrl-C
+
     def __init__(self, name: str, limits: Sandbox):
         self.folders: list[Path] = []
+        KernelCgroups.live.add(self)
         for controller, files in (("pids", {"pids.max": str(limits.max_processes)}),
                                   ("memory", {"memory.limit_in_bytes": str(limits.memory_mb * 2**20)})):
             for base in (CGROUP_ROOT / controller, CGROUP_ROOT):  # v1 layout, then v2
@@ -266,6 +273,13 @@ class KernelCgroups:
         for folder in self.folders:
             self._remove(folder)
         self.folders = []
+        KernelCgroups.live.discard(self)
+
+    @classmethod
+    def remove_all(cls) -> None:
+        """Every cgroup this process made and has not removed, with the kernels in them."""
+        for cgroups in list(cls.live):
+            cgroups.remove()
 
     @staticmethod
     def _remove(folder: Path) -> None:
@@ -306,7 +320,7 @@ class SandboxedProvisioner(LocalProvisioner):
             self.cgroups.remove()
 
 
-class SandboxedKernelManager(AsyncKernelManager):
+class SandboxedKernelManager(PromptKernelManager):
     """An AsyncKernelManager whose kernels run in bubblewrap, over ipc sockets in a folder bound into the sandbox."""
 
     provisioner_class = SandboxedProvisioner

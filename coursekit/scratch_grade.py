@@ -22,6 +22,8 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .course import process_folder
+
 SCRATCH_DB = "gradebook.db"
 
 
@@ -137,8 +139,8 @@ def template_gradebook(data: bytes) -> Path:
     with _template_lock:
         if key not in _templates:
             if _template_scratch is None:
-                _template_scratch = tempfile.TemporaryDirectory(prefix="coursekit-gradebooks-")
-            path = Path(_template_scratch.name) / f"{key}.db"
+                _template_scratch = process_folder("coursekit-gradebooks-")
+            path = _template_scratch / f"{key}.db"
             path.write_bytes(data)
             _templates[key] = path
         return _templates[key]

@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -113,13 +114,34 @@ def make_course(folder: Path) -> Path:
     return folder
 
 
-def run_coursekit(course: Path, *args, check=True, status: int = 0) -> subprocess.CompletedProcess:
-    """Run a coursekit command in the course; with check, its exit status must be `status`
-    (coursekit grade: 1 when some submission is NOT GRADED, as a run with a deliberately broken one expects)."""
-    result = subprocess.run([*COURSEKIT, *args], cwd=course, capture_output=True, text=True, timeout=3000)
+def run_coursekit(course: Path, *args, check=True, status: int = 0, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run a coursekit command in the course, with `env` added to the environment; with check, its exit status must
+    be `status` (coursekit grade: 1 when some submission is NOT GRADED, as a run with a deliberately broken one expects)."""
+    result = subprocess.run([*COURSEKIT, *args], cwd=course, capture_output=True, text=True, timeout=3000,
+                            env={**os.environ, **env} if env else None)
     if check and result.returncode != status:
         raise AssertionError(f"coursekit {' '.join(args)} exited {result.returncode}, not {status}:\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def cgroups_left_behind(started: float, ended: float) -> list[str]:
+    """Kernel cgroups made between started and ended (time.time()), still there, with no process in it: what a run
+    should have removed. A test process beside this one may have kernels running, with processes in their cgroups;
+    one ending at this moment is given 2 s, in which its grader removes them."""
+    def empty_ones():
+        found = []
+        for cgroup in Path("/sys/fs/cgroup/pids/coursekit").glob("k*"):
+            try:
+                made = cgroup.stat().st_mtime
+                if started - 1 <= made <= ended + 1 and not (cgroup / "cgroup.procs").read_text().split():
+                    found.append(cgroup.name)
+            except OSError:  # removed meanwhile
+                pass
+        return found
+
+    if empty_ones():
+        time.sleep(2)
+    return empty_ones()
 
 
 def hidden_check_names(assignment: str = ASSIGNMENT) -> list[str]:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import (ASSIGNMENT, COURSEKIT, REPO, SAMPLES, TRAINING, assert_no_grader_line_shown, make_course, notebook_paths, read_csv,
-                      run_coursekit)
+from conftest import (ASSIGNMENT, COURSEKIT, REPO, SAMPLES, TRAINING, assert_no_grader_line_shown, cgroups_left_behind,
+                      make_course, notebook_paths, read_csv, run_coursekit)
 from test_grading import FULL, FULL_SCORES, scores
 
 from coursekit.execute import STAND_IN_PREFIX, probe_sources
@@ -358,22 +358,7 @@ def test_no_kernel_or_cgroup_is_left_behind(hostile_run):
         if process.info["ppid"] == 1 and any(marker in command for marker in markers):
             orphans.append(command[:200])
     assert orphans == []
-    cgroups = Path("/sys/fs/cgroup/pids/coursekit")
-
-    def left_behind():  # made while the run lasted, still there, with no process in it
-        found = []
-        for cgroup in cgroups.glob("k*"):
-            try:
-                made = cgroup.stat().st_mtime
-                if hostile_run["started"] - 1 <= made <= hostile_run["ended"] + 1 and not (cgroup / "cgroup.procs").read_text().split():
-                    found.append(cgroup.name)
-            except OSError:  # removed meanwhile
-                pass
-        return found
-
-    if left_behind():
-        time.sleep(2)  # another test's kernel may be ending at this moment; its grader removes its cgroups
-    assert left_behind() == []
+    assert cgroups_left_behind(hostile_run["started"], hostile_run["ended"]) == []
 
 
 def grade_in_background(course):

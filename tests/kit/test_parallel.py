@@ -9,7 +9,7 @@ import time
 
 import nbformat
 import pytest
-from conftest import ASSIGNMENT, COURSEKIT, make_course, read_csv, run_coursekit
+from conftest import ASSIGNMENT, COURSEKIT, cgroups_left_behind, make_course, read_csv, run_coursekit
 from test_grading import FULL, scores
 
 from coursekit.fork_sandbox import fork_sandbox_problem
@@ -173,6 +173,7 @@ def test_ctrl_c_leaves_no_kernel_running(tmp_path, sandbox):
         pytest.skip(bwrap_problem())
     course = course_of_hanging_submissions(tmp_path / "course", sandbox, 2)
     marker, expected = KERNEL_PROCESSES[sandbox]
+    started = time.time()
     # as from a terminal: a job started in the background (CI, say) would inherit SIGINT ignored
     run = subprocess.Popen([*COURSEKIT, "grade", ASSIGNMENT], cwd=course, start_new_session=True,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -188,6 +189,7 @@ def test_ctrl_c_leaves_no_kernel_running(tmp_path, sandbox):
     assert "interrupted" in err
     time.sleep(1)
     assert still_running(psutil, seen) == []
+    assert cgroups_left_behind(started, time.time()) == []  # each worker removed its kernels' cgroups as it stopped
 
 
 def test_ctrl_c_inside_nbgrader_still_stops_the_run():

@@ -21,8 +21,12 @@ def test_the_reference_runs_again_only_when_what_it_depends_on_changes(tmp_path,
 
     # a late submission: graded against the values the first run kept, as it would be against a fresh run's
     write_submission(course, ASSIGNMENT, "late", make_submission(source, release, LABELS_REVERSED))
-    second = run_coursekit(course, "grade", ASSIGNMENT).stdout
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    second = run_coursekit(course, "grade", ASSIGNMENT, env={"TMPDIR": str(temporary)}).stdout
     assert KEPT in second and RAN not in second
+    # the run removed every temporary folder it made, its worker process's copy of the hidden checks among them
+    assert sorted(p.name for p in temporary.iterdir()) == []
     assert "running submissions on 1 local worker (1 process)" in second  # one job: no second worker to start
     rows = {row["student"]: row for row in read_csv(course / "reports" / ASSIGNMENT / "grades.csv")}
     assert scores(rows["first"]) == FULL
