@@ -5,7 +5,15 @@
     python bench/grading.py --only-class       # a class of 500, sandboxed (issue 13: at most 10 minutes)
 
 Both tools run student kernels as course_config.py says (in bubblewrap where it
-works); one more run shows coursekit without the sandbox, for its cost.
+works); one more run shows coursekit without the sandbox, for its cost, and one
+more nbgrader with `c.Sandbox.mode = "none"`, whose kernels jupyter_client starts
+as it comes (a new Python importing torch for each notebook: --skip-stock leaves
+it out). bench/cpu_split.py then grades the same class one submission at a time
+in one process and splits its CPU: the kernels (the same kernels nbgrader's run
+used), driving them and the hidden checks, and nbgrader's autograde and feedback.
+The kernels' and nbgrader's parts, spread over every core, are as fast as any
+grader that runs those kernels and keeps nbgrader's gradebook and pages can go:
+the bench prints that bound beside the ratio.
 
 Each run gets its own fresh copy of the course and K submissions: the full
 solution and the typical mistakes of the sample set, in turn. Both tools grade
@@ -135,8 +143,11 @@ def coursekit_run(k: int, workers: int, scratch: Path, sandbox: str = "") -> tup
     return wall, cpu, gradebook_scores(course)
 
 
-def nbgrader_run(k: int, scratch: Path) -> tuple[float, float, dict]:
+def nbgrader_run(k: int, scratch: Path, sandbox: str = "") -> tuple[float, float, dict]:
     course = make_course(Path(tempfile.mkdtemp(dir=scratch)), k)
+    if sandbox:  # "none": nbgrader's kernels as jupyter_client starts them, a new Python each (fork_kernels is off)
+        with open(course / "course_config.py", "a") as f:
+            f.write(f"\nc.Sandbox.mode = {sandbox!r}\n")
     config = "--NbGrader.config_file=course_config"
     timed([[str(BIN / "nbgrader"), "generate_assignment", ASSIGNMENT, config, "--force"]], course)  # staff do this once, before grading
     wall, cpu = timed([[str(BIN / "nbgrader"), "autograde", ASSIGNMENT, config, "--create", "--force"],
@@ -241,6 +252,25 @@ def coordinator_capacity(scratch: Path, size: int, distinct: int) -> tuple[float
     return (len(times) - 1) / (times[-1] - times[0]) * 60, cpu / size, len(batches)
 
 
+def cpu_split(k: int, scratch: Path) -> dict:
+    """bench/cpu_split.py on a fresh course of k: the CPU of the submissions' kernels, and of the rest of grading."""
+    import json
+
+    course = make_course(Path(tempfile.mkdtemp(dir=scratch)), k)
+    kernels, rest = CpuCgroup(), CpuCgroup()
+    if not (kernels.folder and rest.folder):
+        return {}
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "COURSEKIT_CACHE_DIR": tempfile.mkdtemp(dir=scratch)}
+    try:
+        result = subprocess.run([sys.executable, str(REPO / "bench" / "cpu_split.py"), str(course), str(kernels.folder),
+                                 str(rest.folder)], cwd=course, env=env, capture_output=True, text=True, preexec_fn=kernels.join)
+    finally:
+        kernels.remove(), rest.remove()
+    if result.returncode != 0:
+        raise SystemExit(f"bench/cpu_split.py failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.splitlines()[-1])
+
+
 def row(label: str, k: int, wall: float, cpu: float) -> str:
     return f"{label:<34} K={k:<4} {wall:7.1f} s  {k / wall * 60:6.1f}/min  {cpu / k:5.2f} CPU s/submission"
 
@@ -264,6 +294,7 @@ def main() -> int:
     parser.add_argument("--capacity-size", type=int, default=600, help="submissions in the coordinator's capacity run")
     parser.add_argument("--only-capacity", action="store_true", help="measure the coordinator's capacity alone")
     parser.add_argument("--skip-capacity", action="store_true")
+    parser.add_argument("--skip-stock", action="store_true", help="skip nbgrader with jupyter_client's own kernels (3 minutes)")
     parser.add_argument("--only-class", action="store_true", help="measure the whole-class run alone")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores; coursekit with {args.workers} workers\n", flush=True)
@@ -288,9 +319,30 @@ def main() -> int:
             return 1
         print(f"scores agree on all {len(kit_scores)} grade cells; coursekit is {base_wall / kit_wall:.1f}x faster "
               f"(target: at least 4x)", flush=True)
+        split = cpu_split(args.k, scratch)
+        if split:
+            # nbgrader's own run uses the very same kernels (course_config.py), and coursekit grades with nbgrader's own
+            # autograde and feedback: that work, spread over every core, is as fast as a grader keeping them can be
+            cores, n = os.cpu_count() or 1, split["submissions"]
+            kernel, nbgrader = split["kernels"] / n, split["nbgrader"] / n
+            least = args.k * (kernel + nbgrader) / cores
+            print(f"where a submission's CPU goes (one process, {n} in turn): its kernel {kernel:.2f} s (start, cells, "
+                  f"probes, stop), driving it and the hidden checks {split['running'] / n:.2f} s, nbgrader's autograde and "
+                  f"feedback {nbgrader:.2f} s\nthe kernels and nbgrader's autograde and feedback alone keep {cores} cores "
+                  f"busy {least:.1f} s for K={args.k}: a grader that runs these kernels and keeps nbgrader's gradebook "
+                  f"and pages is at most {base_wall / least:.1f}x faster than nbgrader's {base_wall:.1f} s", flush=True)
         # both runs above use course_config.py's sandbox; this is what it costs
         wall, cpu, _ = coursekit_run(args.k, args.workers, scratch, sandbox="none")
-        print(row("coursekit grade, no sandbox", args.k, wall, cpu) + "\n", flush=True)
+        print(row("coursekit grade, no sandbox", args.k, wall, cpu), flush=True)
+        if not args.skip_stock:
+            wall, cpu, stock_scores = nbgrader_run(args.k, scratch, sandbox="none")
+            print(row("nbgrader, jupyter_client's kernels", args.k, wall, cpu) + f"  load {os.getloadavg()[0]:.1f}", flush=True)
+            agree = "scores agree" if stock_scores == base_scores else "SCORES DIFFER"
+            print(f"(a new Python importing torch for each notebook, no sandbox: nbgrader as it comes; {agree}); "
+                  f"sandboxed coursekit grade is {wall / kit_wall:.1f}x faster", flush=True)
+            if stock_scores != base_scores:
+                return 1
+        print(flush=True)
         if not args.skip_growth:
             print("growth with the number of workers and of submissions:")
             for workers, k in [(1, args.k), (args.workers, args.k // 2), (args.workers, args.k * 2)]:
