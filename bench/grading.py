@@ -47,13 +47,17 @@ ASSIGNMENT = "mnist_sgd"
 BIN = Path(sys.executable).parent
 
 
-def make_course(folder: Path, k: int, kinds: int | None = None) -> Path:
-    """A course with k submissions: the full solution and the samples' mistakes in turn (only the first `kinds` of them)."""
+def make_course(folder: Path, k: int, kinds: int | None = None, sandbox: str = "") -> Path:
+    """A course with k submissions: the full solution and the samples' mistakes in turn (only the first `kinds` of them);
+    `sandbox`, a Sandbox.mode for its course_config.py."""
     for name in ("source", "release"):
         shutil.copytree(REPO / name, folder / name)
     shutil.copytree(REPO / "tests" / "hidden", folder / "tests" / "hidden", ignore=shutil.ignore_patterns("__pycache__"))
     for config in ("course_config.py", "nbgrader_config.py"):
         shutil.copy(REPO / config, folder / config)
+    if sandbox:
+        with open(folder / "course_config.py", "a") as f:
+            f.write(f"\nc.Sandbox.mode = {sandbox!r}\n")
     source = folder / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     release = folder / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     mix = [None, *(s for s in require_samples(REPO, ASSIGNMENT).samples if s.mistake)][:kinds]
@@ -61,6 +65,14 @@ def make_course(folder: Path, k: int, kinds: int | None = None) -> Path:
         sample = mix[i % len(mix)]
         write_submission(folder, ASSIGNMENT, f"student{i:04d}", make_submission(source, release, sample))
     return folder
+
+
+def cgroup_seconds(folder: Path) -> float:
+    """CPU seconds of a cgroup: cpuacct.usage (v1, nanoseconds) or cpu.stat's usage_usec (v2)."""
+    if (folder / "cpuacct.usage").exists():
+        return int((folder / "cpuacct.usage").read_text()) / 1e9
+    stat = (folder / "cpu.stat").read_text()
+    return int(next(line.split()[1] for line in stat.splitlines() if line.startswith("usage_usec"))) / 1e6
 
 
 class CpuCgroup:
@@ -78,7 +90,7 @@ class CpuCgroup:
                     folder.mkdir()
                 except OSError:
                     continue
-                self.folder, self.usage = folder, usage
+                self.folder = folder
                 break
 
     def join(self) -> None:
@@ -86,10 +98,7 @@ class CpuCgroup:
         (self.folder / "cgroup.procs").write_text(str(os.getpid()))
 
     def seconds(self) -> float:
-        text = (self.folder / self.usage).read_text()
-        if self.usage == "cpuacct.usage":
-            return int(text) / 1e9
-        return int(next(line.split()[1] for line in text.splitlines() if line.startswith("usage_usec"))) / 1e6
+        return cgroup_seconds(self.folder)
 
     def remove(self) -> None:
         for _ in range(100):
@@ -135,19 +144,14 @@ def gradebook_scores(course: Path) -> dict:
 
 
 def coursekit_run(k: int, workers: int, scratch: Path, sandbox: str = "") -> tuple[float, float, dict]:
-    course = make_course(Path(tempfile.mkdtemp(dir=scratch)), k)
-    if sandbox:
-        with open(course / "course_config.py", "a") as f:
-            f.write(f"\nc.Sandbox.mode = {sandbox!r}\n")
+    course = make_course(Path(tempfile.mkdtemp(dir=scratch)), k, sandbox=sandbox)
     wall, cpu = timed([[str(BIN / "coursekit"), "grade", ASSIGNMENT, "--workers", str(workers)]], course)
     return wall, cpu, gradebook_scores(course)
 
 
 def nbgrader_run(k: int, scratch: Path, sandbox: str = "") -> tuple[float, float, dict]:
-    course = make_course(Path(tempfile.mkdtemp(dir=scratch)), k)
-    if sandbox:  # "none": nbgrader's kernels as jupyter_client starts them, a new Python each (fork_kernels is off)
-        with open(course / "course_config.py", "a") as f:
-            f.write(f"\nc.Sandbox.mode = {sandbox!r}\n")
+    # sandbox "none": nbgrader's kernels as jupyter_client starts them, a new Python each (fork_kernels is off)
+    course = make_course(Path(tempfile.mkdtemp(dir=scratch)), k, sandbox=sandbox)
     config = "--NbGrader.config_file=course_config"
     timed([[str(BIN / "nbgrader"), "generate_assignment", ASSIGNMENT, config, "--force"]], course)  # staff do this once, before grading
     wall, cpu = timed([[str(BIN / "nbgrader"), "autograde", ASSIGNMENT, config, "--create", "--force"],
@@ -253,7 +257,8 @@ def coordinator_capacity(scratch: Path, size: int, distinct: int) -> tuple[float
 
 
 def cpu_split(k: int, scratch: Path) -> dict:
-    """bench/cpu_split.py on a fresh course of k: the CPU of the submissions' kernels, and of the rest of grading."""
+    """bench/cpu_split.py on a fresh course of k: the CPU of the submissions' kernels, of driving them and the hidden
+    checks, and of nbgrader's autograde and feedback. The second cgroup only takes the grading process out of the first."""
     import json
 
     course = make_course(Path(tempfile.mkdtemp(dir=scratch)), k)
